@@ -1,0 +1,1 @@
+"""Subcommands of the ``vist3a`` CLI, one module each (see ``vist3a.cli``)."""

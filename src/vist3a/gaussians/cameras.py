@@ -1,0 +1,243 @@
+"""Pinhole cameras in OpenCV axes (x right, y down, z forward), camera-to-world extrinsics.
+
+``c2w [N,4,4]`` maps camera coordinates to world coordinates; ``K [N,3,3]`` are *pixel* intrinsics
+(fx, fy, cx, cy in pixels for an image of ``width`` × ``height``; pixel centres at +0.5).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from vist3a.errors import InputError
+
+
+def look_at(eye: torch.Tensor, target: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+    """OpenCV camera-to-world matrices looking from ``eye [...,3]`` at ``target [...,3]``.
+
+    ``up [3]`` is the world's up direction; the camera's y axis (down in the image) points against it.
+    Returns ``[...,4,4]``.
+    """
+    fwd = torch.nn.functional.normalize(target - eye, dim=-1)
+    up = up.to(eye).expand_as(fwd)
+    right = torch.nn.functional.normalize(torch.cross(fwd, up, dim=-1), dim=-1)
+    down = torch.cross(fwd, right, dim=-1)
+    c2w = torch.zeros(*eye.shape[:-1], 4, 4, dtype=eye.dtype, device=eye.device)
+    c2w[..., :3, 0], c2w[..., :3, 1], c2w[..., :3, 2], c2w[..., :3, 3] = right, down, fwd, eye
+    c2w[..., 3, 3] = 1.0
+    return c2w
+
+
+def intrinsics_from_fov(fov_x_deg: float, width: int, height: int) -> torch.Tensor:
+    """Pixel intrinsics ``[3,3]`` for a horizontal field of view and square pixels."""
+    f = 0.5 * width / math.tan(math.radians(fov_x_deg) / 2)
+    return torch.tensor([[f, 0.0, width / 2], [0.0, f, height / 2], [0.0, 0.0, 1.0]])
+
+
+def matrix_to_quat(r: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices ``[...,3,3]`` → unit quaternions wxyz ``[...,4]`` with w ≥ 0.
+
+    Shepperd's method: of the four algebraically equal formulas, use the one whose divisor is largest,
+    so 180° rotations (w = 0) come out right.
+    """
+    m = r
+    m00, m11, m22 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
+    four_sq = torch.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], -1)
+    s = 2 * torch.sqrt(four_sq.clamp_min(1e-12))  # [...,4] = 4 * |component|
+    d21, d12 = m[..., 2, 1], m[..., 1, 2]
+    d02, d20 = m[..., 0, 2], m[..., 2, 0]
+    d10, d01 = m[..., 1, 0], m[..., 0, 1]
+    cands = torch.stack(
+        [
+            torch.stack([s[..., 0] / 4, (d21 - d12) / s[..., 0], (d02 - d20) / s[..., 0], (d10 - d01) / s[..., 0]], -1),
+            torch.stack([(d21 - d12) / s[..., 1], s[..., 1] / 4, (d01 + d10) / s[..., 1], (d02 + d20) / s[..., 1]], -1),
+            torch.stack([(d02 - d20) / s[..., 2], (d01 + d10) / s[..., 2], s[..., 2] / 4, (d12 + d21) / s[..., 2]], -1),
+            torch.stack([(d10 - d01) / s[..., 3], (d02 + d20) / s[..., 3], (d12 + d21) / s[..., 3], s[..., 3] / 4], -1),
+        ],
+        dim=-2,
+    )  # [...,4 candidates,4]
+    best = four_sq.argmax(-1)[..., None, None].expand(*four_sq.shape[:-1], 1, 4)
+    q = torch.gather(cands, -2, best).squeeze(-2)
+    q = torch.where(q[..., :1] < 0, -q, q)
+    return torch.nn.functional.normalize(q, dim=-1)
+
+
+def quat_to_matrix(q: torch.Tensor) -> torch.Tensor:
+    """Quaternions wxyz ``[...,4]`` (normalised here) → rotation matrices ``[...,3,3]``."""
+    w, x, y, z = torch.nn.functional.normalize(q, dim=-1).unbind(-1)
+    return torch.stack(
+        [
+            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+        ],
+        dim=-1,
+    ).reshape(*q.shape[:-1], 3, 3)  # fmt: skip
+
+
+def slerp(q0: torch.Tensor, q1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation of unit quaternions ``[...,4]`` at ``t [...]`` (shortest arc)."""
+    dot = (q0 * q1).sum(-1, keepdim=True)
+    q1 = torch.where(dot < 0, -q1, q1)
+    dot = dot.abs().clamp(max=1.0)
+    t = t.unsqueeze(-1)
+    theta = torch.acos(dot)
+    sin = torch.sin(theta)
+    near = sin < 1e-6
+    safe = torch.where(near, torch.ones_like(sin), sin)
+    a = torch.where(near, 1 - t, torch.sin((1 - t) * theta) / safe)
+    b = torch.where(near, t, torch.sin(t * theta) / safe)
+    return torch.nn.functional.normalize(a * q0 + b * q1, dim=-1)
+
+
+@dataclass
+class Cameras:
+    """N pinhole cameras sharing one image size.
+
+    Attributes:
+        c2w: ``[N,4,4]`` camera-to-world, OpenCV axes.
+        K: ``[N,3,3]`` pixel intrinsics.
+        width: image width in pixels.
+        height: image height in pixels.
+    """
+
+    c2w: torch.Tensor
+    K: torch.Tensor
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> Cameras:
+        n = self.c2w.shape[0] if self.c2w.ndim == 3 else -1
+        if self.c2w.ndim != 3 or tuple(self.c2w.shape[1:]) != (4, 4):
+            raise InputError(f"Cameras.c2w must be [N,4,4], got {list(self.c2w.shape)}")
+        if tuple(self.K.shape) != (n, 3, 3):
+            raise InputError(f"Cameras.K must be [{n},3,3], got {list(self.K.shape)}")
+        if int(self.width) <= 0 or int(self.height) <= 0:
+            raise InputError(f"Cameras need a positive image size, got {self.width}x{self.height}")
+        self.width, self.height = int(self.width), int(self.height)
+        if self.c2w.device.type != "meta":
+            for name in ("c2w", "K"):
+                if not torch.isfinite(getattr(self, name)).all():
+                    raise InputError(f"Cameras.{name} has non-finite values")
+        return self
+
+    # --- properties ---------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self.c2w.shape[0])
+
+    def __getitem__(self, index: int | slice | torch.Tensor) -> Cameras:
+        if isinstance(index, int):
+            index = slice(index, index + 1 if index != -1 else None)
+        return Cameras(self.c2w[index], self.K[index], self.width, self.height)
+
+    @property
+    def w2c(self) -> torch.Tensor:
+        """``[N,4,4]`` world-to-camera (rigid inverse)."""
+        r, t = self.c2w[:, :3, :3], self.c2w[:, :3, 3:]
+        out = torch.zeros_like(self.c2w)
+        out[:, :3, :3] = r.transpose(1, 2)
+        out[:, :3, 3:] = -r.transpose(1, 2) @ t
+        out[:, 3, 3] = 1
+        return out
+
+    @property
+    def centers(self) -> torch.Tensor:
+        """``[N,3]`` camera centres in world coordinates."""
+        return self.c2w[:, :3, 3]
+
+    @property
+    def K_normalized(self) -> torch.Tensor:
+        """``[N,3,3]`` intrinsics divided by width (row 0) and height (row 1)."""
+        k = self.K.clone()
+        k[:, 0] /= self.width
+        k[:, 1] /= self.height
+        return k
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Cameras:
+        return Cameras(self.c2w.to(device, dtype), self.K.to(device, dtype), self.width, self.height)
+
+    def resized(self, width: int, height: int) -> Cameras:
+        """The same cameras for another image size (intrinsics scaled per axis)."""
+        k = self.K.clone()
+        k[:, 0] *= width / self.width
+        k[:, 1] *= height / self.height
+        return Cameras(self.c2w.clone(), k, width, height)
+
+    @staticmethod
+    def cat(items: list[Cameras]) -> Cameras:
+        if not items:
+            raise InputError("Cameras.cat needs at least one camera set")
+        w, h = items[0].width, items[0].height
+        if any((c.width, c.height) != (w, h) for c in items):
+            raise InputError("Cameras.cat needs one image size for all cameras")
+        return Cameras(torch.cat([c.c2w for c in items]), torch.cat([c.K for c in items]), w, h)
+
+    # --- trajectories -------------------------------------------------------------------------
+    @classmethod
+    def orbit(
+        cls,
+        n: int,
+        radius: float = 3.0,
+        elevation_deg: float = 20.0,
+        arc_deg: float = 360.0,
+        start_deg: float = 0.0,
+        target: tuple[float, float, float] = (0.0, 0.0, 0.0),
+        up: tuple[float, float, float] = (0.0, 0.0, 1.0),
+        fov_x_deg: float = 60.0,
+        width: int = 256,
+        height: int = 256,
+        endpoint: bool | None = None,
+    ) -> Cameras:
+        """``n`` cameras on a circle around ``target``, looking at it.
+
+        The circle lies in the plane normal to ``up`` at ``elevation_deg`` above it. A full circle
+        (``arc_deg = 360``) excludes its end point (it equals the start); a partial arc includes it
+        unless ``endpoint`` says otherwise.
+        """
+        if n < 1:
+            raise InputError(f"an orbit needs at least one camera, got n={n}")
+        up_t = torch.nn.functional.normalize(torch.tensor(up, dtype=torch.float32), dim=0)
+        tgt = torch.tensor(target, dtype=torch.float32)
+        # An orthonormal basis (a, b) of the plane normal to `up`.
+        helper = torch.tensor([1.0, 0.0, 0.0]) if abs(float(up_t[0])) < 0.9 else torch.tensor([0.0, 1.0, 0.0])
+        a = torch.nn.functional.normalize(torch.cross(up_t, helper, dim=0), dim=0)
+        b = torch.cross(up_t, a, dim=0)
+        if endpoint is None:
+            endpoint = abs(arc_deg) < 360.0
+        steps = torch.linspace(0, 1, n) if (endpoint and n > 1) else torch.arange(n) / n
+        az = torch.deg2rad(start_deg + steps * arc_deg)
+        el = math.radians(elevation_deg)
+        dirs = (
+            math.cos(el) * (torch.cos(az)[:, None] * a + torch.sin(az)[:, None] * b)
+            + math.sin(el) * up_t
+        )
+        eye = tgt + radius * dirs
+        c2w = look_at(eye, tgt.expand_as(eye), up_t)
+        K = intrinsics_from_fov(fov_x_deg, width, height).expand(n, 3, 3).clone()
+        return cls(c2w, K, width, height)
+
+    def interpolate(self, n: int) -> Cameras:
+        """``n`` cameras along the keyframes: slerp of rotations, linear translations and intrinsics.
+
+        The first and last output cameras equal the first and last keyframes.
+        """
+        if n < 1:
+            raise InputError(f"interpolate needs n >= 1, got {n}")
+        m = len(self)
+        if m == 1:
+            return Cameras(self.c2w.expand(n, 4, 4).clone(), self.K.expand(n, 3, 3).clone(), self.width, self.height)
+        s = torch.linspace(0, m - 1, n, dtype=self.c2w.dtype, device=self.c2w.device)
+        i0 = s.floor().long().clamp(max=m - 2)
+        t = s - i0
+        q = matrix_to_quat(self.c2w[:, :3, :3])
+        rot = quat_to_matrix(slerp(q[i0], q[i0 + 1], t))
+        trans = torch.lerp(self.c2w[i0, :3, 3], self.c2w[i0 + 1, :3, 3], t[:, None])
+        K = torch.lerp(self.K[i0], self.K[i0 + 1], t[:, None, None])
+        c2w = torch.zeros(n, 4, 4, dtype=self.c2w.dtype, device=self.c2w.device)
+        c2w[:, :3, :3], c2w[:, :3, 3], c2w[:, 3, 3] = rot, trans, 1.0
+        return Cameras(c2w, K, self.width, self.height)
