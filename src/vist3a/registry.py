@@ -14,7 +14,21 @@ from typing import Any
 from vist3a.errors import Vist3aError
 
 # name -> "module:builder". Sorted by family; add a preset with one line here.
-_PRESETS: dict[str, str] = {}
+_PRESETS: dict[str, str] = {
+    # reconstruction networks (issue: AnySplat)
+    "anysplat": "vist3a.models.anysplat:anysplat",
+    "anysplat-mini": "vist3a.models.anysplat:anysplat_mini",
+    "vggt-1b": "vist3a.models.vggt:vggt_1b",
+    # video generators (issue: video backends)
+    "wan2.1-t2v-1.3b": "vist3a.models.video:wan21_t2v_1_3b",
+    "wan2.1-t2v-14b": "vist3a.models.video:wan21_t2v_14b",
+    "wan-mini": "vist3a.models.video:wan_mini",
+    "cogvideox-vae": "vist3a.models.video:cogvideox_vae",
+    "hunyuanvideo-vae": "vist3a.models.video:hunyuanvideo_vae",
+    # stitched decoders (issue: model stitching)
+    "anysplat-stitched": "vist3a.stitching.stitched:anysplat_stitched",
+    "stitched-mini": "vist3a.stitching.stitched:stitched_mini",
+}
 
 
 def register(name: str, target: str) -> None:
