@@ -7,7 +7,9 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -241,3 +243,99 @@ class Cameras:
         c2w = torch.zeros(n, 4, 4, dtype=self.c2w.dtype, device=self.c2w.device)
         c2w[:, :3, :3], c2w[:, :3, 3], c2w[:, 3, 3] = rot, trans, 1.0
         return Cameras(c2w, K, self.width, self.height)
+
+    # --- cameras.json -------------------------------------------------------------------------
+    def to_json_frames(self) -> list[dict[str, object]]:
+        """One dict per camera: ``c2w`` (4x4 nested list, OpenCV camera-to-world), ``fx fy cx cy``
+        (pixels), ``width``, ``height``."""
+        c2w, k = self.c2w.detach().double().cpu(), self.K.detach().double().cpu()
+        return [
+            {
+                "c2w": c2w[i].tolist(),
+                "fx": float(k[i, 0, 0]),
+                "fy": float(k[i, 1, 1]),
+                "cx": float(k[i, 0, 2]),
+                "cy": float(k[i, 1, 2]),
+                "width": self.width,
+                "height": self.height,
+            }
+            for i in range(len(self))
+        ]
+
+    def save_json(self, path: str | os.PathLike[str]) -> Path:
+        """Write ``cameras.json``: a JSON list of frames (see :meth:`to_json_frames`), atomically."""
+        import json
+
+        from vist3a.io_utils import atomic_write_text
+
+        return atomic_write_text(path, json.dumps(self.to_json_frames(), indent=1) + "\n")
+
+    @classmethod
+    def from_json_frames(cls, frames: object, source: str = "cameras.json") -> Cameras:
+        """Cameras from a list of frame dicts (or ``{"frames": [...]}``); :class:`InputError` names
+        the frame index and field of anything missing or malformed."""
+        if isinstance(frames, dict):
+            if "frames" not in frames:
+                raise InputError(f"{source}: expected a list of frames or an object with 'frames'")
+            frames = frames["frames"]
+        if not isinstance(frames, list) or not frames:
+            raise InputError(f"{source}: expected a non-empty list of camera frames")
+
+        def number(frame: dict, i: int, key: str) -> float:
+            if key not in frame:
+                raise InputError(f"{source}: frame {i}: missing field '{key}'")
+            v = frame[key]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise InputError(f"{source}: frame {i}: field '{key}' must be a finite number, got {v!r}")
+            return float(v)
+
+        c2ws, ks, sizes = [], [], []
+        for i, frame in enumerate(frames):
+            if not isinstance(frame, dict):
+                raise InputError(f"{source}: frame {i}: expected an object, got {type(frame).__name__}")
+            if "c2w" not in frame:
+                raise InputError(f"{source}: frame {i}: missing field 'c2w'")
+            m = frame["c2w"]
+            rows_ok = isinstance(m, list) and len(m) == 4 and all(isinstance(r, list) and len(r) == 4 for r in m)
+            if not rows_ok:
+                raise InputError(f"{source}: frame {i}: field 'c2w' must be a 4x4 nested list")
+            for row in m:
+                for v in row:
+                    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                        raise InputError(f"{source}: frame {i}: field 'c2w' must hold finite numbers, got {v!r}")
+            c2w = torch.tensor(m, dtype=torch.float64)
+            r = c2w[:3, :3]
+            if (r @ r.T - torch.eye(3, dtype=torch.float64)).abs().max() > 1e-3 or torch.det(r) < 0:
+                raise InputError(f"{source}: frame {i}: field 'c2w' is not a rigid transform (rotation part)")
+            if (c2w[3] - torch.tensor([0, 0, 0, 1], dtype=torch.float64)).abs().max() > 1e-6:
+                raise InputError(f"{source}: frame {i}: field 'c2w' must have last row [0, 0, 0, 1]")
+            fx, fy, cx, cy = (number(frame, i, key) for key in ("fx", "fy", "cx", "cy"))
+            if fx <= 0 or fy <= 0:
+                raise InputError(f"{source}: frame {i}: focal lengths fx, fy must be > 0")
+            size = []
+            for key in ("width", "height"):
+                v = number(frame, i, key)
+                if v != int(v) or v <= 0:
+                    raise InputError(f"{source}: frame {i}: field '{key}' must be a positive integer, got {v!r}")
+                size.append(int(v))
+            c2ws.append(c2w)
+            ks.append(torch.tensor([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=torch.float64))
+            sizes.append(tuple(size))
+        if len(set(sizes)) != 1:
+            raise InputError(f"{source}: all frames must share one image size, got {sorted(set(sizes))}")
+        w, h = sizes[0]
+        return cls(torch.stack(c2ws).float(), torch.stack(ks).float(), w, h)
+
+    @classmethod
+    def load_json(cls, path: str | os.PathLike[str]) -> Cameras:
+        """Read ``cameras.json`` (see :meth:`from_json_frames`)."""
+        import json
+
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise InputError(f"cameras file not found: {p}")
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"{p}: not valid JSON ({exc})") from exc
+        return cls.from_json_frames(data, str(p))
