@@ -191,7 +191,7 @@ def save_scene(
         strict: raise on non-finite/degenerate splats instead of dropping them.
         **opts: format options (``.spz``: ``fractional_bits``).
     Returns:
-        a :class:`SaveReport` (also logged).
+        a :class:`SaveReport`; dropped splats are also logged.
     """
     fmt = scene_format(path)
     module = _module(fmt)
@@ -203,7 +203,12 @@ def save_scene(
     with atomic_path(path) as tmp:
         stored_degree = module.write(kept, tmp, **opts)
     report = SaveReport(Path(path), fmt, len(kept), n_bad, n_transparent, stored_degree)
-    log.info(report.summary())
+    if report.dropped:
+        log.info(
+            "%s: dropped %d of %d splats (%d non-finite/degenerate, %d with opacity < %.4g)",
+            path, report.dropped, len(gaussians), n_bad, n_transparent, min_opacity,
+        )
+    log.debug(report.summary())
     return report
 
 
