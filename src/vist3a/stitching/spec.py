@@ -156,7 +156,7 @@ def _out_len(n: int, k: int, s: int, p: int, d: int) -> int:
 
 
 def _ints(text: str, letter: str, spec: str) -> tuple[int, ...]:
-    parts = text.split("x")
+    parts = text.lower().split("x")
     try:
         values = tuple(int(v) for v in parts)
     except ValueError:
