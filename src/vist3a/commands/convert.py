@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     scene_format(args.output)  # an unknown output suffix fails before any reading
     if args.sh_degree is not None and not 0 <= args.sh_degree <= 4:
         raise InputError(f"--sh-degree must be in 0..4, got {args.sh_degree}")
-    gaussians = load_scene(args.input)
+    gaussians = load_scene(args.input, skip_invalid=False)  # save_scene counts (or, --strict, refuses) bad splats
     if args.sh_degree is not None:
         gaussians = gaussians.with_sh_degree(args.sh_degree)
     report = save_scene(gaussians, args.output, min_opacity=args.min_opacity, strict=args.strict)

@@ -152,11 +152,12 @@ def sanitize(
     return kept, n_bad, n_transparent
 
 
-def load_scene(path: str | os.PathLike[str]) -> Gaussians:
+def load_scene(path: str | os.PathLike[str], skip_invalid: bool = True) -> Gaussians:
     """Read a ``.ply``, ``.splat`` or ``.spz`` scene (``"example"`` names the shipped scene).
 
     Returns activated float32 CPU Gaussians. Splats with non-finite or degenerate values are skipped
-    with a warning; a malformed file raises :class:`~vist3a.errors.FormatError` naming the problem.
+    with a warning (``skip_invalid=False`` keeps them, unvalidated, e.g. so that :func:`save_scene`
+    counts them); a malformed file raises :class:`~vist3a.errors.FormatError` naming the problem.
     """
     p = resolve_scene_path(path)
     fmt = scene_format(p)
@@ -165,6 +166,8 @@ def load_scene(path: str | os.PathLike[str]) -> Gaussians:
     if p.is_dir():
         raise InputError(f"scene path is a folder, expected a {', '.join(FORMATS)} file: {p}")
     g = _module(fmt).read(p)
+    if not skip_invalid:
+        return g
     bad = invalid_mask(g)
     if bad.any():
         log.warning("%s: skipped %d splats with non-finite or degenerate values", p, int(bad.sum()))
