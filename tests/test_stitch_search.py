@@ -1,0 +1,260 @@
+"""The streaming least-squares layer search, checked against planted convolutions and one-shot lstsq."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vist3a.errors import CheckpointError, InputError
+from vist3a.stitching.lstsq import im2col
+from vist3a.stitching.search import LayerSearch, load_init
+from vist3a.stitching.spec import ConvSpec, apply_stitching_layer, parse_spec, upsample_latent_time
+
+SPEC = "conv3d_k3x3x3_o6_s1x2x2_p1x1x1"  # C=4 -> d = 108 (+1 intercept); 16x16 latents -> 8x8 tokens
+C, T_LAT, H = 4, 2, 16  # upsampled to T = 5 frames
+LAYERS = ["enc_blocks_1", "enc_blocks_2", "enc_blocks_3"]
+
+
+def _known_conv(spec: str | ConvSpec, seed: int = 1) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    conv = parse_spec(spec).build(C).double()
+    with torch.no_grad():
+        conv.bias.normal_(0, 1.0)  # a real intercept to recover
+    return conv
+
+
+def _clip_batches(n_batches: int, batch: int, seed: int, offset: float = 0.0, t_lat: int = T_LAT):
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(n_batches):
+        # latents with a non-zero mean, like raw VAE latents
+        z = torch.randn(batch, C, t_lat, H, H, generator=g, dtype=torch.float64) + offset
+        yield z, g
+
+
+def _planted_tokens(conv, z, g, noise=(None, 0.01, 0.5), time_factor=4):
+    """enc_blocks_2 = conv + small noise; enc_blocks_1 = unrelated; enc_blocks_3 = conv + large noise."""
+    with torch.no_grad():
+        y = apply_stitching_layer(conv, z, time_factor)  # B, T, h, w, D
+    b, t, h, w, d = y.shape
+    taps = {}
+    for name, sigma in zip(LAYERS, noise, strict=True):
+        if sigma is None:
+            taps[name] = torch.randn(y.shape, generator=g, dtype=torch.float64)
+        else:
+            taps[name] = y + sigma * torch.randn(y.shape, generator=g, dtype=torch.float64)
+        taps[name] = taps[name].reshape(b, t, h * w, d)  # the hook layout [B, T, h*w, D]
+    return taps
+
+
+def test_im2col_rows_reproduce_the_convolution():
+    """im2col's row/column order matches torch's conv (replicate and zero padding, stride, dilation)."""
+    x = torch.randn(2, 3, 5, 9, 8, dtype=torch.float64)
+    for text in ["conv3d_k3x3x3_o4_s1x2x2_p1x1x1", "conv3d_k5x3x2_o4_s2x1x3_p2x0x1_d1x2x1"]:
+        for mode in ("replicate", "zeros"):
+            spec = ConvSpec(**{**parse_spec(text).__dict__, "padding_mode": mode})
+            conv = spec.build(3).double()
+            rows = im2col(x, spec)
+            pred = rows @ conv.weight.reshape(4, -1).T + conv.bias
+            ref = conv(x).permute(0, 2, 3, 4, 1).reshape(-1, 4)
+            torch.testing.assert_close(pred, ref)
+
+
+@pytest.mark.parametrize("time_factor", [4, 1])
+def test_search_recovers_the_planted_layer_and_weights(time_factor):
+    """Planted: enc_blocks_2 = known conv + noise σ=0.01. With Wan's 4x temporal upsampling the frames
+    between two latent frames are linear blends, so temporal taps are nearly collinear and only the
+    prediction is pinned down; without upsampling (time_factor 1) the weights themselves are recovered."""
+    conv = _known_conv(SPEC)
+    search = LayerSearch(SPEC, LAYERS, ridge=1e-6, time_factor=time_factor)
+    t_lat = 2 if time_factor == 4 else 5  # 5 frames either way
+    for split, n, seed in (("train", 6, 10), ("val", 3, 11)):
+        for z, g in _clip_batches(n, 2, seed=seed, offset=0.5, t_lat=t_lat):
+            search.update(z, _planted_tokens(conv, z, g, time_factor=time_factor), split=split)
+    report = search.report()
+    assert report.best_layer == "enc_blocks_2"
+    assert report.selected_by == "val_mse" and report.train_clips == 12 and report.val_clips == 6
+    scores = {r.layer: r for r in report.layers}
+    # the noise variance is 1e-4: the held-out MSE of the planted layer sits at the noise floor
+    assert scores["enc_blocks_2"].val_mse == pytest.approx(1e-4, rel=0.25)
+    assert scores["enc_blocks_2"].val_r2 > 0.999
+    assert scores["enc_blocks_3"].val_mse == pytest.approx(0.25, rel=0.25)
+    assert scores["enc_blocks_1"].val_r2 < 0.05  # unrelated tokens: nothing linear to find
+    assert scores["enc_blocks_1"].train_mse < scores["enc_blocks_1"].val_mse  # overfitting shows in-sample
+    state = search.layer_state_dict("enc_blocks_2")
+    rel = lambda a, b: float((a - b).norm() / b.norm())
+    with torch.no_grad():
+        weight, bias = conv.weight.detach(), conv.bias.detach()
+        fitted = search.build_layer("enc_blocks_2").double()
+        z, _ = next(_clip_batches(1, 2, seed=12, offset=0.5, t_lat=t_lat))
+        y_fit = apply_stitching_layer(fitted, z, time_factor)
+        y_ref = apply_stitching_layer(conv, z, time_factor)
+    assert rel(y_fit, y_ref) < 0.01  # the fitted layer predicts the clean tokens
+    assert rel(state["bias"].double(), bias) < 0.02
+    if time_factor == 1:
+        assert rel(state["weight"].double(), weight) < 0.02
+    assert [r.depth for r in report.layers] == [1, 2, 3]
+
+
+def test_padding_convention_matters_and_the_layers_own_padding_wins():
+    """Data made by a replicate-padded conv: fitting with zero-padded patches (the official fit's
+    convention) is measurably worse than fitting with the layer's own replicate padding."""
+    conv = _known_conv(SPEC)
+    zero_spec = ConvSpec(**{**parse_spec(SPEC).__dict__, "padding_mode": "zeros"})
+    searches = {
+        "replicate": LayerSearch(SPEC, ["tap"], ridge=1e-6),
+        "zeros": LayerSearch(zero_spec, ["tap"], ridge=1e-6),
+    }
+    for split, seed in (("train", 20), ("val", 21)):
+        for z, g in _clip_batches(4, 2, seed=seed, offset=2.0):  # a large mean makes the border visible
+            taps = {"tap": _planted_tokens(conv, z, g, noise=(None, 0.01, 0.5))["enc_blocks_2"]}
+            for s in searches.values():
+                s.update(z, taps, split=split)
+    mse = {k: s.report().layers[0].val_mse for k, s in searches.items()}
+    assert mse["replicate"] == pytest.approx(1e-4, rel=0.25)
+    assert mse["zeros"] > 5 * mse["replicate"]
+
+
+def test_streaming_equals_one_shot_ridge_lstsq():
+    """Moments accumulated over uneven batches give the same W, b and MSE as one lstsq on all rows."""
+    ridge = 0.3
+    conv = _known_conv(SPEC)
+    search = LayerSearch(SPEC, LAYERS, ridge=ridge)
+    xs, ys, xv, yv = [], [], [], []
+    spec = parse_spec(SPEC)
+    for split, sizes, seed in (("train", (1, 3, 2), 30), ("val", (2, 1), 31)):
+        g = torch.Generator().manual_seed(seed)
+        for b in sizes:
+            z = torch.randn(b, C, T_LAT, H, H, generator=g, dtype=torch.float64) + 0.3
+            taps = _planted_tokens(conv, z, g, noise=(None, 0.1, 0.5))
+            search.update(z.float(), {k: v.float() for k, v in taps.items()}, split=split)
+            x = im2col(upsample_latent_time(z.float().double()), spec)
+            (xs if split == "train" else xv).append(x)
+            (ys if split == "train" else yv).append(taps["enc_blocks_2"].float().double().reshape(-1, 6))
+    x, y = torch.cat(xs), torch.cat(ys)
+    n, d = x.shape
+    # ridge with an unpenalised intercept as one augmented least-squares problem
+    a = torch.cat(
+        [
+            torch.cat([x, torch.ones(n, 1, dtype=x.dtype)], 1),
+            torch.cat([ridge**0.5 * torch.eye(d), torch.zeros(d, 1)], 1).double(),
+        ]
+    )
+    rhs = torch.cat([y, torch.zeros(d, 6, dtype=y.dtype)])
+    sol = torch.linalg.lstsq(a, rhs, driver="gelsd").solution
+    w_ref, b_ref = sol[:d], sol[d]
+    w, b = search.fit()["enc_blocks_2"]
+    torch.testing.assert_close(w, w_ref, rtol=1e-8, atol=1e-9)
+    torch.testing.assert_close(b, b_ref, rtol=1e-8, atol=1e-9)
+    row = search.report().layers[1]
+    xv_, yv_ = torch.cat(xv), torch.cat(yv)
+    train_mse = float(((x @ w_ref + b_ref - y) ** 2).mean())
+    val_mse = float(((xv_ @ w_ref + b_ref - yv_) ** 2).mean())
+    val_r2 = 1 - float(((xv_ @ w_ref + b_ref - yv_) ** 2).sum() / ((yv_ - yv_.mean(0)) ** 2).sum())
+    assert row.train_mse == pytest.approx(train_mse, rel=1e-9)
+    assert row.val_mse == pytest.approx(val_mse, rel=1e-9)
+    assert row.val_r2 == pytest.approx(val_r2, rel=1e-9)
+    assert row.train_rows == n and row.val_rows == xv_.shape[0]
+
+
+def test_memory_does_not_grow_with_clips():
+    conv = _known_conv(SPEC)
+    search = LayerSearch(SPEC, LAYERS)
+    batches = list(_clip_batches(5, 2, seed=40))
+    z, g = batches[0]
+    search.update(z, _planted_tokens(conv, z, g))
+    search.update(z, _planted_tokens(conv, z, g), split="val")
+    shapes_one = search.accumulator_shapes()
+    for z, g in batches[1:]:
+        search.update(z, _planted_tokens(conv, z, g))
+        search.update(z, _planted_tokens(conv, z, g), split="val")
+    assert search.accumulator_shapes() == shapes_one
+    d = C * 27
+    assert shapes_one["train/xtx"] == (d, d) and shapes_one["val/enc_blocks_2/xty"] == (d, 6)
+    assert len(shapes_one) == 2 * (2 + 3 * len(LAYERS))
+    held = sum(torch.Size(s).numel() for s in shapes_one.values())
+    assert held == 2 * (d * d + d + len(LAYERS) * (d * 6 + 12))
+
+
+def test_conv2d_spec_and_token_layouts_agree():
+    """A per-frame conv2d is recovered, and [B,T,h,w,D] tokens give the same fit as [B,T,h*w,D]."""
+    spec = "conv2d_k3_o6_s2_p1"
+    conv = _known_conv(spec)
+    flat, grid = LayerSearch(spec, ["a"], ridge=1e-6), LayerSearch(spec, ["a"], ridge=1e-6)
+    for z, g in _clip_batches(3, 2, seed=50):
+        y = apply_stitching_layer(conv, z) + 0.01 * torch.randn(
+            2, 5, 8, 8, 6, generator=g, dtype=torch.float64
+        )
+        grid.update(z, {"a": y})
+        flat.update(z, {"a": y.reshape(2, 5, 64, 6)})
+    torch.testing.assert_close(grid.fit()["a"][0], flat.fit()["a"][0])
+    weight = grid.layer_state_dict("a")["weight"].double()
+    ref = conv.weight.detach()
+    assert float((weight - ref).norm() / ref.norm()) < 0.02
+
+
+def test_update_rejects_bad_input():
+    search = LayerSearch(SPEC, ["a", "b"])
+    z = torch.randn(1, C, T_LAT, H, H)
+    good = torch.randn(1, 5, 64, 6)
+    with pytest.raises(InputError, match=r"missing \['b'\]"):
+        search.update(z, {"a": good})
+    with pytest.raises(InputError, match="split must be"):
+        search.update(z, {"a": good, "b": good}, split="test")
+    with pytest.raises(InputError, match=r"tokens of b: .*try conv3d_k3x3x3_o6_s1x4x4_p1x1x1"):
+        search.update(z, {"a": good, "b": torch.randn(1, 5, 16, 6)})  # a 4x4 grid needs stride 4
+    with pytest.raises(InputError, match="outputs 6 channels but the tokens are 7-d"):
+        search.update(z, {"a": good, "b": torch.randn(1, 5, 64, 7)})
+    with pytest.raises(InputError, match=r"\[B, C, T', h, w\]"):
+        search.update(z[0], {"a": good, "b": good})
+    search.update(z, {"a": good, "b": good})
+    with pytest.raises(InputError, match="earlier batches had 4"):
+        search.update(torch.randn(1, 3, T_LAT, H, H), {"a": good, "b": good})
+    with pytest.raises(InputError, match="conv1d"):
+        LayerSearch("conv1d_k3_o6", ["a"])
+    with pytest.raises(InputError, match="no training clips"):
+        LayerSearch(SPEC, ["a"]).fit()
+
+
+def test_save_writes_inits_report_and_plot(tmp_path):
+    from PIL import Image
+
+    conv = _known_conv(SPEC)
+    search = LayerSearch(SPEC, LAYERS, ridge=1e-6)
+    for split, seed in (("train", 60), ("val", 61)):
+        for z, g in _clip_batches(3, 2, seed=seed):
+            search.update(z, _planted_tokens(conv, z, g), split=split)
+    paths = search.save(tmp_path / "out")
+    report = json.loads(paths["report_json"].read_text())
+    assert report["best_layer"] == "enc_blocks_2" and report["spec"] == SPEC and report["design_dim"] == 108
+    lines = paths["report_csv"].read_text().splitlines()
+    assert lines[0].startswith("layer,depth,train_mse") and len(lines) == 4 and lines[2].endswith(",1")
+    with Image.open(paths["plot"]) as img:
+        assert img.format == "PNG" and img.size[0] > 100
+    state, meta = load_init(tmp_path / "out" / "init_enc_blocks_2.safetensors")
+    assert meta["spec"] == SPEC and meta["layer"] == "enc_blocks_2"
+    layer = parse_spec(meta["spec"]).build(C)
+    layer.load_state_dict(state)  # loads into the layer the spec builds
+    z, _ = next(_clip_batches(1, 1, seed=62))
+    with torch.no_grad():
+        pred = apply_stitching_layer(layer, z.float())
+        ref = apply_stitching_layer(conv, z)
+    assert float((pred.double() - ref).pow(2).mean()) < 1e-3
+    # the official format (torch.save of a conv state dict, optionally wrapped) loads too
+    torch.save({"state_dict": state}, tmp_path / "state_dict_enc_blocks_2.pt")
+    assert torch.equal(load_init(tmp_path / "state_dict_enc_blocks_2.pt")[0]["weight"], state["weight"])
+    torch.save({"weight": state["weight"]}, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="exactly 'weight' and 'bias'"):
+        load_init(tmp_path / "bad.pt")
+
+
+def test_zero_padding_rows_match_torch_zero_padding():
+    """Sanity of the zero-padding path used in the padding test: it equals F.conv3d's zero padding."""
+    spec = ConvSpec(3, 2, (3, 3, 3), padding=(1, 1, 1), padding_mode="zeros")
+    x = torch.randn(1, 2, 4, 5, 5, dtype=torch.float64)
+    w = torch.randn(2, 2, 3, 3, 3, dtype=torch.float64)
+    torch.testing.assert_close(
+        im2col(x, spec) @ w.reshape(2, -1).T, F.conv3d(x, w, padding=1).permute(0, 2, 3, 4, 1).reshape(-1, 2)
+    )
