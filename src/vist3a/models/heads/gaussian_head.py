@@ -1,9 +1,9 @@
 """AnySplat's Gaussian-parameter head: a DPT head with an RGB shortcut and raw per-pixel outputs.
 
 Compared with :class:`~vist3a.models.heads.dpt_head.DPTHead` it
-- replaces ``scratch.output_conv2`` by Conv3×3 (features/2 → h2), ReLU, Conv1×1 (h2 → output_dim), with
-  ``h2 = 128`` when ``output_dim > 50`` (SH degree ≥ 3) else 32;
-- adds ``input_merger`` (Conv7×7 3 → h2, padding 3, then ReLU) on the raw [0, 1] RGB image, added to
+- replaces ``scratch.output_conv2`` by Conv3×3 (h1 = features/2 → h2), ReLU, Conv1×1 (h2 → output_dim),
+  with ``h2 = 128`` when ``output_dim > 50`` (SH degree ≥ 3) else 32;
+- adds ``input_merger`` (Conv7×7 3 → h1, padding 3, then ReLU) on the raw [0, 1] RGB image, added to
   the fused features after they are upsampled to the image size and before the position embedding;
 - returns the raw output ``[B, S, output_dim, H, W]`` with no activation.
 
@@ -42,8 +42,8 @@ class GaussianHead(DPTHead):
             Gaussian head applies no activation.
         feature_only: must be False.
         sh_degree: SH degree used when ``output_dim`` is None (4 for AnySplat → 84 channels).
-        head_features: width of ``input_merger`` and of the first ``output_conv2`` conv; ``None`` = 128
-            if ``output_dim > 50`` else 32 (AnySplat's rule).
+        head_features: width h2 of the first ``output_conv2`` conv; ``None`` = 128 if ``output_dim > 50``
+            else 32 (AnySplat's rule). ``input_merger`` has ``features // 2`` channels, like the fused map.
     """
 
     def __init__(
@@ -81,7 +81,9 @@ class GaussianHead(DPTHead):
         )
         h1 = features // 2
         h2 = head_features if head_features is not None else (128 if output_dim > 50 else 32)
-        self.input_merger = nn.Sequential(nn.Conv2d(3, h2, kernel_size=7, padding=3), nn.ReLU())
+        # AnySplat gives the merger h2 channels, which only adds up when h2 == h1 (its released SH-4
+        # config, 128 == 128); matching the fused map's h1 channels is the same there and works for all.
+        self.input_merger = nn.Sequential(nn.Conv2d(3, h1, kernel_size=7, padding=3), nn.ReLU())
         self.scratch.output_conv2 = nn.Sequential(
             nn.Conv2d(h1, h2, kernel_size=3, padding=1),
             nn.ReLU(inplace=True),
