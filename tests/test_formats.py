@@ -480,6 +480,16 @@ def test_save_into_read_only_folder(tmp_path: Path) -> None:
         ro.chmod(0o755)
 
 
+def test_save_into_unwritable_folder_even_as_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same check when this process runs as root (os.access simulated to say: not writable)."""
+    import vist3a.io_utils
+
+    monkeypatch.setattr(vist3a.io_utils.os, "access", lambda path, mode: False)
+    with pytest.raises(InputError, match="output folder is not writable"):
+        save_scene(make_scene(3, 0), tmp_path / "s.ply")
+    no_leftovers(tmp_path, set())
+
+
 def test_save_failure_midway_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from vist3a.gaussians.formats import spz
 
