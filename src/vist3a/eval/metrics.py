@@ -46,6 +46,11 @@ __all__ = [
     "load_lpips",
     "compute_metrics",
     "MetricSummary",
+    "SampleScore",
+    "DirScore",
+    "find_pair_samples",
+    "score_sample",
+    "score_dir",
 ]
 
 
@@ -403,3 +408,118 @@ class MetricSummary:
             n=len(ps),
             n_identical=n_inf,
         )
+
+
+# --------------------------------------------------------------------------------------------------
+# Folders of rendered / ground-truth pairs
+# --------------------------------------------------------------------------------------------------
+PAIR_EXTS = (".png", ".jpg", ".jpeg")
+
+
+@dataclass
+class SampleScore:
+    """Per-sample means over its image pairs (PSNR over finite values; ``n_identical`` = +inf ones)."""
+
+    sample: str
+    n_images: int
+    psnr: float
+    ssim: float
+    lpips: float | None
+    n_identical: int
+
+
+@dataclass
+class DirScore:
+    """Scores of one results folder: its samples, the overall summary and the samples left out."""
+
+    root: Path
+    samples: list[SampleScore]
+    overall: MetricSummary
+    n_images: int
+    n_identical_images: int
+    skipped: dict[str, str]
+
+
+def find_pair_samples(root: str | os.PathLike[str]) -> dict[str, Path]:
+    """Sample folders of a results folder: ``root/<sample>/{gt,pred}/`` or the official ``root/images/<sample>/…``.
+
+    Raises:
+        InputError: ``root`` is not a folder or holds no sample folder with ``gt/`` and ``pred/``.
+    """
+    r = Path(root)
+    if not r.is_dir():
+        raise InputError(f"not a folder: {r}")
+    for base in (r, r / "images"):
+        if not base.is_dir():
+            continue
+        found = {d.name: d for d in sorted(base.iterdir()) if d.is_dir() and (d / "gt").is_dir() and (d / "pred").is_dir()}
+        if found:
+            return found
+    raise InputError(f"{r} holds no <sample>/gt/ + <sample>/pred/ folders (see docs/evaluation.md)")
+
+
+def _read_rgb(path: Path) -> torch.Tensor:
+    from vist3a.data.transforms import read_image
+
+    return read_image(path)
+
+
+def score_sample(sample_dir: Path, lpips: LPIPS | None = None) -> SampleScore:
+    """Score the ``gt/`` and ``pred/`` images of one sample, paired by file name.
+
+    Raises:
+        InputError: unpaired files, no images, or a pair of different sizes (names the file).
+    """
+    def names(d: Path) -> set[str]:
+        return {p.name for p in d.iterdir() if p.suffix.lower() in PAIR_EXTS}
+
+    gt_names, pred_names = names(sample_dir / "gt"), names(sample_dir / "pred")
+    if gt_names != pred_names:
+        only_gt, only_pred = sorted(gt_names - pred_names), sorted(pred_names - gt_names)
+        what = f"gt/{only_gt[0]} has no prediction" if only_gt else f"pred/{only_pred[0]} has no ground truth"
+        raise InputError(f"{sample_dir.name}: {what}")
+    if not gt_names:
+        raise InputError(f"{sample_dir.name}: no images in gt/")
+    ps, ss, ls = [], [], []
+    for name in sorted(gt_names):
+        g, p = _read_rgb(sample_dir / "gt" / name), _read_rgb(sample_dir / "pred" / name)
+        if g.shape != p.shape:
+            raise InputError(f"{sample_dir.name}/{name}: gt {list(g.shape)} and pred {list(p.shape)} differ in size")
+        m = compute_metrics(p[None], g[None], lpips)
+        ps.append(float(m["psnr"][0]))
+        ss.append(float(m["ssim"][0]))
+        if "lpips" in m:
+            ls.append(float(m["lpips"][0]))
+    s = MetricSummary.of(ps, ss, ls if lpips is not None else None)
+    return SampleScore(sample_dir.name, s.n, s.psnr, s.ssim, s.lpips, s.n_identical)
+
+
+def score_dir(root: str | os.PathLike[str], lpips: LPIPS | None = None, progress: bool = True) -> DirScore:
+    """Score every sample of a results folder; samples that cannot be scored are skipped and named.
+
+    Aggregation as VIST3A's ``calculate_metric.py``: mean over a sample's images, then over samples.
+    """
+    from tqdm import tqdm
+
+    samples = find_pair_samples(root)
+    scores: list[SampleScore] = []
+    skipped: dict[str, str] = {}
+    for name, d in tqdm(samples.items(), desc=f"scoring {Path(root).name}", disable=not progress, unit="sample"):
+        try:
+            scores.append(score_sample(d, lpips))
+        except (InputError, OSError) as exc:
+            skipped[name] = str(exc)
+            log.warning("skipping sample %s: %s", name, exc)
+    if not scores:
+        raise InputError(f"{root}: no sample could be scored ({len(skipped)} skipped, e.g. {next(iter(skipped.values()), '')})")
+    overall = MetricSummary.of(
+        [s.psnr for s in scores], [s.ssim for s in scores], [s.lpips for s in scores] if lpips is not None else None  # type: ignore[misc]
+    )
+    return DirScore(
+        root=Path(root),
+        samples=scores,
+        overall=overall,
+        n_images=sum(s.n_images for s in scores),
+        n_identical_images=sum(s.n_identical for s in scores),
+        skipped=skipped,
+    )
