@@ -76,8 +76,8 @@ def eval_sh(sh: torch.Tensor, dirs: torch.Tensor, degree: int | None = None) -> 
     if (degree + 1) ** 2 > k:
         raise InputError(f"SH degree {degree} needs {(degree + 1) ** 2} coefficients, got {k}")
     result = SH_C0 * sh[..., 0, :]
-    if degree == 0:
-        return result
+    if degree == 0:  # broadcast like the higher degrees do
+        return result.expand(torch.broadcast_shapes(result.shape, dirs.shape))
     d = torch.nn.functional.normalize(dirs, dim=-1)
     x, y, z = d[..., 0:1], d[..., 1:2], d[..., 2:3]
     result = result - SH_C1 * y * sh[..., 1, :] + SH_C1 * z * sh[..., 2, :] - SH_C1 * x * sh[..., 3, :]
