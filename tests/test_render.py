@@ -209,7 +209,7 @@ def test_binning_lists_each_gaussian_in_the_tiles_of_its_box_front_to_back():
     means2d = torch.tensor([[8.0, 8.0], [20.0, 8.0], [17.0, 17.0]])
     radii = torch.tensor([[3, 3], [5, 2], [2, 2]], dtype=torch.int32)
     bins = bin_gaussians(means2d, radii, torch.tensor([3.0, 1.0, 2.0]), 32, 32, tile_size=16)
-    lists = [bins.ids[s : s + c].tolist() for s, c in zip(bins.start.tolist(), bins.count.tolist())]
+    lists = [bins.ids[s : s + c].tolist() for s, c in zip(bins.start.tolist(), bins.count.tolist(), strict=True)]
     # Gaussian 1's box x in [15, 25] touches tiles 0 and 1; Gaussian 2 sits in tiles 0..3.
     assert lists == [[1, 2, 0], [1, 2], [2], [2]]
 

@@ -14,7 +14,8 @@ agree to float precision (the GPU test holds them together):
 2. **Footprint.** An opacity-aware axis-aligned box: half-sizes ``ceil(k·sqrt(Σ'_xx))`` and
    ``ceil(k·sqrt(Σ'_yy))`` with ``k = min(3.33, sqrt(2·ln(255·opacity)))`` — outside it every alpha
    is below 1/255 and would be skipped anyway, so binning never changes the image.
-3. **Binning.** The image is cut into ``tile_size``² tiles; every Gaussian is listed in each tile its
+3. **Binning.** The image is cut into ``tile_size``² tiles (8 px by default here: on a CPU, smaller
+   tiles waste fewer pixel × Gaussian evaluations than gsplat's 16); every Gaussian is listed in each tile its
    box touches; each tile's list is sorted front to back by camera-space depth ``z``.
 4. **Compositing** per pixel (pixel centres at ``+0.5``), front to back::
 
@@ -258,8 +259,8 @@ def rasterize(
     radii: torch.Tensor,
     width: int,
     height: int,
-    tile_size: int = 16,
-    max_elements: int = 1 << 21,
+    tile_size: int = 8,
+    max_elements: int = 1 << 19,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Tile-based front-to-back compositing of M screen-space Gaussians.
 
@@ -330,8 +331,8 @@ def render_torch(
     near_plane: float = 0.01,
     far_plane: float = 1e10,
     antialiased: bool = False,
-    tile_size: int = 16,
-    max_elements: int = 1 << 21,
+    tile_size: int = 8,
+    max_elements: int = 1 << 19,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Render C cameras with the reference rasteriser.
 
