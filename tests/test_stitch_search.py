@@ -258,3 +258,133 @@ def test_zero_padding_rows_match_torch_zero_padding():
     torch.testing.assert_close(
         im2col(x, spec) @ w.reshape(2, -1).T, F.conv3d(x, w, padding=1).permute(0, 2, 3, 4, 1).reshape(-1, 2)
     )
+
+
+# ------------------------------------------------------------------------------------------- the command
+def _write_clips(root, n_scenes: int, n_frames: int, size: int = 40):
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(7)
+    for s in range(n_scenes):
+        d = root / f"scene_{s}"
+        d.mkdir(parents=True)
+        base = F.interpolate(torch.rand(1, 3, 4, 4, generator=g), size=(size, size), mode="bilinear")
+        for f in range(n_frames):
+            frame = torch.roll(base, shifts=f, dims=-1)[0].permute(1, 2, 0)
+            Image.fromarray((frame * 255).byte().numpy()).save(d / f"{f:03d}.png")
+
+
+class _FakeVideo(torch.nn.Module):
+    """A stand-in video VAE with Wan's geometry: 16 channels, 4x causal time, 8x space."""
+
+    temporal_ratio = 4
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = torch.nn.Conv3d(3, 16, 1)
+
+    def check_num_frames(self, n: int) -> None:
+        if (n - 1) % 4:
+            raise InputError(f"{n} frames is not 1+4k")
+
+    def latent_shape(self, b: int, t: int, h: int, w: int) -> tuple[int, ...]:
+        return (b, 16, 1 + (t - 1) // 4, h // 8, w // 8)
+
+    def encode(self, video: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.proj(F.avg_pool3d(video[:, :, ::4], (1, 8, 8)))
+
+
+def _tiny_recon():
+    """An AnySplat-shaped object around a real (tiny) VGGT aggregator with its DINO: only what the search uses."""
+    from types import SimpleNamespace
+
+    from vist3a.models.aggregator import Aggregator
+
+    torch.manual_seed(0)
+    agg = Aggregator(img_size=56, embed_dim=32, depth=1, num_heads=2, dino_depth=3, dino_num_heads=2)
+    config = SimpleNamespace(dino_depth=3, patch_size=14, image_size=56, embed_dim=32)
+    return SimpleNamespace(encoder=SimpleNamespace(aggregator=agg.eval()), config=config)
+
+
+def test_recon_taps_match_the_full_forward():
+    """The truncated DINO run of the search gives the same taps as the aggregator's own forward."""
+    from vist3a.commands.stitch import default_layers, recon_taps
+
+    recon = _tiny_recon()
+    assert default_layers(recon) == ["enc_blocks_1", "enc_blocks_2", "enc_blocks_3"]
+    images = torch.rand(1, 2, 3, 56, 56, generator=torch.Generator().manual_seed(0))
+    taps = recon_taps(recon, images, ["enc_blocks_1", "enc_blocks_3"])
+    with torch.no_grad():
+        ref = recon.encoder.aggregator(images, taps=["enc_blocks_1", "enc_blocks_3"]).taps
+    for name in ("enc_blocks_1", "enc_blocks_3"):
+        assert taps[name].shape == (1, 2, 16, 32)
+        torch.testing.assert_close(taps[name], ref[name])
+
+
+def test_split_indices_keep_scenes_apart():
+    from vist3a.commands.stitch import split_indices
+
+    g = torch.Generator().manual_seed(0)
+    s = split_indices(10, 6, 3, g)
+    assert len(s["train"]) == 6 and len(s["val"]) == 3 and not set(s["train"]) & set(s["val"])
+    s = split_indices(3, 8, 4, g)  # fewer scenes than clips: cycle, still disjoint
+    assert len(s["train"]) == 8 and len(s["val"]) == 4 and not set(s["train"]) & set(s["val"])
+    with pytest.raises(InputError, match="at least 2 scenes"):
+        split_indices(1, 2, 1, g)
+
+
+def _search_argv(clips, out, spec="conv3d_k3x3x3_o32_s1x2x2_p1x1x1", video="fake-video", recon="fake-recon"):
+    return [
+        "stitch", "search", "--video", video, "--recon", recon, "--dataset", f"frames:{clips}",
+        "--spec", spec, "--out", str(out), "--clips", "2", "--val-clips", "1", "--frames", "5",
+        "--recon-resolution", "56", "--device", "cpu",
+    ]  # fmt: skip
+
+
+def test_stitch_search_command(tmp_path, capsys, monkeypatch):
+    """`vist3a stitch search` wiring: data -> encode -> taps -> search -> files, with tiny stand-in models."""
+    from PIL import Image
+
+    import vist3a.commands.stitch as cmd
+    from vist3a.cli import main
+
+    fakes = {"fake-video": _FakeVideo(), "fake-recon": _tiny_recon()}
+    monkeypatch.setattr(cmd, "_build", lambda preset, device, weights, **kw: fakes[preset])
+    _write_clips(tmp_path / "clips", n_scenes=3, n_frames=5)
+    out = tmp_path / "search"
+    assert main(_search_argv(tmp_path / "clips", out)) == 0
+    text = capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    assert [r["layer"] for r in report["layers"]] == ["enc_blocks_1", "enc_blocks_2", "enc_blocks_3"]
+    assert f"best stitching layer: {report['best_layer']}" in text
+    assert report["train_clips"] == 2 and report["val_clips"] == 1 and report["in_channels"] == 16
+    assert report["layers"][0]["train_rows"] == 2 * 5 * 4 * 4  # clips x frames x 4x4 tokens
+    state, meta = load_init(out / "init_enc_blocks_1.safetensors")
+    assert state["weight"].shape == (32, 16, 3, 3, 3) and meta["layer"] == "enc_blocks_1"
+    with Image.open(out / "mse_vs_depth.png") as img:
+        assert img.format == "PNG"
+    # a spec that does not fit the two models fails with one line naming a spec that would
+    assert main(_search_argv(tmp_path / "clips", out, spec="conv3d_k3x3x3_o32_p1x1x1")) == 1
+    assert "try conv3d_k3x3x3_o32_s1x2x2_p1x1x1" in capsys.readouterr().err
+    argv = _search_argv(tmp_path / "clips", out)
+    argv[argv.index("--frames") + 1] = "6"
+    assert main(argv) == 1
+    assert "--frames must be 1+4k" in capsys.readouterr().err
+    argv = _search_argv(tmp_path / "clips", out)
+    argv[argv.index("--dataset") + 1] = "nope:/x"
+    assert main(argv) == 1
+    assert "KIND:ROOT" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_stitch_search_command_on_mini_presets(tmp_path, capsys):
+    """End to end on the real mini presets (random weights): wan-mini VAE and anysplat-mini."""
+    from vist3a.cli import main
+
+    _write_clips(tmp_path / "clips", n_scenes=3, n_frames=5)
+    argv = _search_argv(
+        tmp_path / "clips", tmp_path / "out", "conv3d_k3x3x3_o192_s1x2x2_p1x1x1", "wan-mini", "anysplat-mini"
+    )
+    assert main([*argv, "--layers", "enc_blocks_1,enc_blocks_2"]) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["best_layer"] in ("enc_blocks_1", "enc_blocks_2") and report["in_channels"] == 16

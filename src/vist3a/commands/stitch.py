@@ -1,0 +1,338 @@
+"""``vist3a stitch``: paper step 1 (``search``: where to stitch) and step 2 (``train``: fine-tune the stitch).
+
+``vist3a stitch search`` streams clips through the frozen video VAE encoder and the frozen
+reconstruction network, accumulates the least-squares moments of every candidate layer
+(:class:`vist3a.stitching.search.LayerSearch`), and writes per-layer stitching-layer initialisations,
+``report.json``/``report.csv`` and a plot of MSE against depth::
+
+    vist3a stitch search --video wan2.1-t2v-1.3b --video-weights Wan-AI/Wan2.1-T2V-1.3B-Diffusers \\
+        --recon anysplat --recon-weights lhjiang/anysplat --dataset dl3dv:/data/DL3DV-10K \\
+        --spec conv3d_k5x3x3_o1024_s1x2x2_p2x1x1 --clips 404 --val-clips 100 --out runs/search
+
+Step 2 (``vist3a stitch train``) is registered in :func:`register` next to ``search``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import inspect
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from vist3a.errors import InputError
+from vist3a.stitching.search import DEFAULT_RIDGE, LayerSearch, SearchReport
+
+log = logging.getLogger(__name__)
+
+DATASET_KINDS = ("dl3dv", "scannet", "frames")
+
+
+# ------------------------------------------------------------------------------------------------ parser
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "stitch",
+        help="stitch a video VAE to a 3D reconstruction network (search = paper step 1, train = step 2)",
+        description=__doc__.split("\n\n")[0],
+    )
+    steps = parser.add_subparsers(dest="stitch_step", metavar="STEP")
+    _register_search(steps)
+    # Step 2: `vist3a stitch train` is added here (its own `_register_train(steps)`).
+    parser.set_defaults(func=lambda args: parser.print_help() or 2)
+
+
+def _register_search(steps: argparse._SubParsersAction) -> None:
+    p = steps.add_parser(
+        "search",
+        help="find the stitching layer by streaming least squares (paper Sec. 3.1)",
+        description="Fit the stitching layer in closed form at every candidate layer and rank the layers by "
+        "held-out MSE. Writes init_<layer>.safetensors, report.json, report.csv, mse_vs_depth.png.",
+    )
+    p.add_argument("--video", required=True, help="video model preset (e.g. wan2.1-t2v-1.3b, wan-mini)")
+    p.add_argument("--video-weights", help="weights of the video model (diffusers folder or HF id)")
+    p.add_argument(
+        "--recon", required=True, help="reconstruction network preset (e.g. anysplat, anysplat-mini)"
+    )
+    p.add_argument("--recon-weights", help="weights of the reconstruction network (file, folder or HF id)")
+    p.add_argument(
+        "--dataset",
+        action="append",
+        required=True,
+        metavar="KIND:ROOT",
+        help=f"clip source, repeatable; KIND in {DATASET_KINDS} (frames = folder of videos / frame folders)",
+    )
+    p.add_argument("--spec", required=True, help="stitching layer, e.g. conv3d_k5x3x3_o1024_s1x2x2_p2x1x1")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--clips", type=int, default=404, help="training clips (official run: 404)")
+    p.add_argument(
+        "--val-clips", type=int, default=64, help="held-out clips for scoring (0 = rank by in-sample MSE)"
+    )
+    p.add_argument("--frames", type=int, default=13, help="frames per clip, 1+4k (13)")
+    p.add_argument("--window", type=int, help="longest window the frames are drawn from (default: --frames)")
+    p.add_argument(
+        "--layers", help="comma-separated candidate taps (default: every DINO block enc_blocks_1..N)"
+    )
+    p.add_argument(
+        "--ridge", type=float, default=DEFAULT_RIDGE, help=f"ridge λ on the weights ({DEFAULT_RIDGE})"
+    )
+    p.add_argument(
+        "--resolution", type=int, help="VAE input side (default: 16 × recon tokens per side: 512 / 256)"
+    )
+    p.add_argument(
+        "--recon-resolution", type=int, help="reconstruction input side (default: the preset's, 448 / 224)"
+    )
+    p.add_argument("--batch-size", type=int, default=1, help="clips per forward pass")
+    p.add_argument("--seed", type=int, default=0, help="seed of the clip sampling and the posterior samples")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--no-plot", action="store_true", help="skip mse_vs_depth.png")
+    p.set_defaults(func=run_search)
+
+
+# -------------------------------------------------------------------------------------------------- glue
+def parse_dataset_arg(text: str) -> tuple[str, Path]:
+    """``"dl3dv:/data/DL3DV"`` → ``("dl3dv", Path)``; a clear error for an unknown kind or a missing root."""
+    kind, sep, root = text.partition(":")
+    kind = kind.strip().lower()
+    if not sep or not root or kind not in DATASET_KINDS:
+        raise InputError(f"--dataset must be KIND:ROOT with KIND in {DATASET_KINDS}, got {text!r}")
+    path = Path(root).expanduser()
+    if not path.exists():
+        raise InputError(f"--dataset {text!r}: {path} does not exist")
+    return kind, path
+
+
+def make_dataset(specs: Sequence[str], frames: int, window: int, size: int) -> torch.utils.data.Dataset:
+    """The clip source: DL3DV / ScanNet / frame folders at the VAE resolution, concatenated in order.
+
+    Each item has ``images`` ``[V, 3, size, size]`` in [0, 1] (aspect-preserving resize + centre crop).
+    Random windows come from torch's global RNG (seeded by the caller), as the official loaders do.
+    """
+    from vist3a.data import FramesDataset
+    from vist3a.data.dl3dv import DL3DVDataset
+    from vist3a.data.scannet import ScanNetDataset
+
+    parts = []
+    for text in specs:
+        kind, root = parse_dataset_arg(text)
+        if kind == "dl3dv":
+            ds = DL3DVDataset(root, num_views=frames, window=(frames, window), size=size)
+        elif kind == "scannet":
+            ds = ScanNetDataset(root, num_views=frames, window=(frames, window), size=size)
+        else:
+            ds = FramesDataset(root, num_frames=frames, size=size)
+        if len(ds) == 0:
+            raise InputError(f"--dataset {text!r}: no usable clips ({ds.skipped})")
+        parts.append(ds)
+    return parts[0] if len(parts) == 1 else torch.utils.data.ConcatDataset(parts)
+
+
+def split_indices(
+    n_items: int, clips: int, val_clips: int, generator: torch.Generator
+) -> dict[str, list[int]]:
+    """Item indices for ``clips`` training and ``val_clips`` held-out clips, never sharing a scene.
+
+    Scenes are shuffled and split in proportion (at least one each); a split with fewer scenes than
+    clips cycles through its scenes (each visit draws a new random window).
+    """
+    if clips < 1:
+        raise InputError(f"--clips must be >= 1, got {clips}")
+    if val_clips < 0:
+        raise InputError(f"--val-clips must be >= 0, got {val_clips}")
+    if val_clips and n_items < 2:
+        raise InputError(
+            "held-out clips need at least 2 scenes (train and val never share one); use --val-clips 0"
+        )
+    perm = torch.randperm(n_items, generator=generator).tolist()
+    if n_items >= clips + val_clips:
+        n_val = val_clips
+    else:
+        n_val = min(
+            max(1, round(n_items * val_clips / (clips + val_clips)), 1 if val_clips else 0), n_items - 1
+        )
+        n_val = n_val if val_clips else 0
+        log.warning(
+            "%d scenes for %d + %d clips: scenes are revisited with new windows", n_items, clips, val_clips
+        )
+    val_scenes, train_scenes = perm[:n_val], perm[n_val:]
+    cycle = lambda scenes, n: [scenes[i % len(scenes)] for i in range(n)] if n else []
+    return {"train": cycle(train_scenes, clips), "val": cycle(val_scenes, val_clips)}
+
+
+def default_layers(recon: Any) -> list[str]:
+    """Every DINO block tap of an AnySplat-style network: ``enc_blocks_1 .. enc_blocks_N``."""
+    depth = getattr(getattr(recon, "config", None), "dino_depth", None)
+    if depth is None:
+        blocks = _dino(recon).blocks
+        depth = len(blocks)
+    return [f"enc_blocks_{k}" for k in range(1, int(depth) + 1)]
+
+
+def _dino(recon: Any) -> Any:
+    try:
+        return recon.encoder.aggregator.patch_embed
+    except AttributeError:
+        raise InputError(
+            f"{type(recon).__name__} has no DINO encoder at encoder.aggregator.patch_embed; "
+            "only AnySplat-style reconstruction networks are supported"
+        ) from None
+
+
+@torch.no_grad()
+def recon_taps(recon: Any, images: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+    """DINO block outputs of the reconstruction network: ``{tap: [B, V, P, C]}`` (patch tokens only).
+
+    Runs only the image normalisation and DINO blocks up to the deepest tap (the aggregator and heads
+    are not needed for the search), under bf16 autocast on CUDA as the official feature extraction does.
+
+    Args:
+        images: ``[B, V, 3, H, W]`` in [0, 1] at the reconstruction resolution.
+    """
+    from vist3a.models.dinov2 import parse_tap
+
+    agg = recon.encoder.aggregator
+    dino = _dino(recon)
+    depth = len(dino.blocks)
+    wanted = {parse_tap(name, depth): name for name in layers}
+    b, v, _, h, w = images.shape
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if images.device.type == "cuda"
+        else contextlib.nullcontext()
+    )
+    out: dict[str, torch.Tensor] = {}
+    with autocast:
+        x = agg.normalize(images).reshape(b * v, 3, h, w)
+        x = x.to(dino.patch_embed.proj.weight.dtype) if images.device.type != "cuda" else x
+        tokens = dino.prepare_tokens(x)
+        s = dino.num_special_tokens
+        for i in range(max(wanted)):
+            tokens = dino.blocks[i](tokens)
+            if i + 1 in wanted:
+                out[wanted[i + 1]] = tokens[:, s:].reshape(b, v, -1, tokens.shape[-1])
+    return out
+
+
+def _build(preset: str, device: torch.device, weights: str | None, **extra: Any) -> Any:
+    from vist3a import registry
+
+    kwargs: dict[str, Any] = {}
+    if weights:
+        kwargs["weights"] = weights
+    else:
+        log.warning("%s: no weights given, using a random initialisation (only useful for testing)", preset)
+    target = registry._PRESETS.get(preset)  # noqa: SLF001 - only to see which keywords the builder takes
+    if target:
+        import importlib
+
+        module, func = target.split(":")
+        params = inspect.signature(getattr(importlib.import_module(module), func)).parameters
+        kwargs.update({k: v for k, v in extra.items() if k in params})
+    model = registry.build(preset, device=device, **kwargs)
+    if hasattr(model, "eval"):
+        model.eval()
+    return model
+
+
+def _batches(dataset: Any, indices: list[int], batch_size: int) -> Iterator[torch.Tensor]:
+    """``[B, V, 3, H, W]`` image batches of the given items."""
+    for start in range(0, len(indices), batch_size):
+        items = [dataset[i] for i in indices[start : start + batch_size]]
+        yield torch.stack([it["images"] for it in items])
+
+
+# ---------------------------------------------------------------------------------------------- command
+def run_search(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from vist3a.stitching.spec import parse_spec
+
+    spec = parse_spec(args.spec)  # fail before loading anything
+    if args.frames < 1 or (args.frames - 1) % 4:
+        raise InputError(f"--frames must be 1+4k (9, 13, 17, 21, ...) for the video VAE, got {args.frames}")
+    if args.batch_size < 1:
+        raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")
+    window = args.window or args.frames
+    if window < args.frames:
+        raise InputError(f"--window ({window}) must be >= --frames ({args.frames})")
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    torch.manual_seed(args.seed)
+
+    video = _build(args.video, device, args.video_weights, components=("vae",), seed=args.seed)
+    if not hasattr(video, "encode"):
+        raise InputError(f"preset {args.video!r} has no encode(video) method; pick a video model preset")
+    recon = _build(args.recon, device, args.recon_weights)
+    layers = (
+        [s.strip() for s in args.layers.split(",") if s.strip()] if args.layers else default_layers(recon)
+    )
+    patch = int(getattr(getattr(recon, "config", None), "patch_size", 14))
+    recon_size = args.recon_resolution or int(getattr(getattr(recon, "config", None), "image_size", 448))
+    if recon_size % patch:
+        raise InputError(f"--recon-resolution {recon_size} is not a multiple of the patch size {patch}")
+    size = args.resolution or (recon_size // patch) * 16
+    if hasattr(video, "check_num_frames"):
+        video.check_num_frames(args.frames)
+    time_factor = int(getattr(video, "temporal_ratio", 4))
+
+    _check_pair(spec, video, recon, args.frames, size, recon_size, patch, time_factor)  # before any data
+
+    dataset = make_dataset(args.dataset, args.frames, window, size)
+    g = torch.Generator().manual_seed(args.seed)
+    splits = split_indices(len(dataset), args.clips, args.val_clips, g)
+    search = LayerSearch(spec, layers, ridge=args.ridge, time_factor=time_factor, device=device)
+    log.info(
+        "search %s over %d layers: %d train + %d val clips of %d frames, VAE %d², recon %d² on %s",
+        spec, len(layers), args.clips, args.val_clips, args.frames, size, recon_size, device,
+    )  # fmt: skip
+    post = torch.Generator(device=device).manual_seed(args.seed)
+    encode_kwargs = {"generator": post} if "generator" in inspect.signature(video.encode).parameters else {}
+    with torch.no_grad(), tqdm(total=args.clips + args.val_clips, unit="clip", desc="layer search") as bar:
+        for split in ("train", "val"):
+            for images in _batches(dataset, splits[split], args.batch_size):
+                images = images.to(device)
+                latent = video.encode(
+                    images.permute(0, 2, 1, 3, 4) * 2 - 1, **encode_kwargs
+                )  # B,C,T',h,w raw
+                rec = F.interpolate(
+                    images.flatten(0, 1), size=(recon_size, recon_size), mode="bilinear", antialias=True
+                ).clamp_(0, 1)
+                taps = recon_taps(recon, rec.view(*images.shape[:3], recon_size, recon_size), layers)
+                search.update(latent, taps, split=split)
+                bar.update(images.shape[0])
+    paths = search.save(args.out, plot=not args.no_plot)
+    report = search.report()
+    print(format_report(report))
+    print(f"best stitching layer: {report.best_layer} (by {report.selected_by})")
+    print(f"wrote {args.out}/: report.json, report.csv, init_<layer>.safetensors x{len(layers)}" + (
+        ", mse_vs_depth.png" if "plot" in paths else ""))  # fmt: skip
+    return 0
+
+
+def _check_pair(
+    spec: Any, video: Any, recon: Any, frames: int, size: int, recon_size: int, patch: int, tf: int
+) -> None:
+    """Check the spec against the two models' grids before reading data (a clear error with a suggestion)."""
+    from vist3a.stitching.spec import StitchGrids, check_grids
+
+    width = getattr(getattr(recon, "config", None), "embed_dim", None)
+    if not hasattr(video, "latent_shape") or width is None:
+        return  # checked on the first batch instead
+    latent = tuple(int(v) for v in video.latent_shape(1, frames, size, size)[1:])
+    tokens = (frames, recon_size // patch, recon_size // patch, int(width))
+    check_grids(spec, StitchGrids(latent, tokens, tf))
+
+
+def format_report(report: SearchReport) -> str:
+    """A plain table of the per-layer scores."""
+    lines = [f"{'layer':<16}{'train MSE':>14}{'train R²':>10}{'val MSE':>14}{'val R²':>10}"]
+    for r in report.layers:
+        val = "" if r.val_mse is None else f"{r.val_mse:14.6g}{r.val_r2:10.4f}"
+        mark = "  <- best" if r.layer == report.best_layer else ""
+        r2 = f"{r.train_r2:10.4f}" if math.isfinite(r.train_r2) else f"{'nan':>10}"
+        lines.append(f"{r.layer:<16}{r.train_mse:14.6g}{r2}{val}{mark}")
+    return "\n".join(lines)
