@@ -78,16 +78,20 @@ def read(path: Path) -> Gaussians:
     Accepts SH degree 0..4 (inferred from the number of ``f_rest_*``), float or double properties,
     extra properties (ignored) and files without normals. Quaternions are normalised.
     """
-    try:
-        ply = plyfile.PlyData.read(str(path), mmap=False)
-    except plyfile.PlyParseError as exc:
-        raise FormatError(f"{path}: not a readable .ply file ({exc})") from exc
-    except (ValueError, UnicodeDecodeError, MemoryError) as exc:
-        raise FormatError(f"{path}: not a readable .ply file ({exc})") from exc
-    names = [e.name for e in ply.elements]
-    if ELEMENT not in names:
-        raise FormatError(f"{path}: no '{ELEMENT}' element (found: {names or 'none'}); not a 3DGS .ply")
-    el = ply[ELEMENT]
+    # plyfile memory-maps binary data from an open file (fast; checks the size); mmap=False parses row by row.
+    with open(path, "rb") as stream:
+        try:
+            ply = plyfile.PlyData.read(stream)
+        except (plyfile.PlyParseError, ValueError, UnicodeDecodeError, MemoryError) as exc:
+            raise FormatError(f"{path}: not a readable .ply file ({exc})") from exc
+        names = [e.name for e in ply.elements]
+        if ELEMENT not in names:
+            raise FormatError(f"{path}: no '{ELEMENT}' element (found: {names or 'none'}); not a 3DGS .ply")
+        el = ply[ELEMENT]
+        return _decode(path, el)
+
+
+def _decode(path: Path, el: plyfile.PlyElement) -> Gaussians:
     props = {p.name: p for p in el.properties}
     rest = sorted(
         (name for name in props if name.startswith("f_rest_")),
