@@ -379,9 +379,12 @@ def test_spz_rejects_bad_files(tmp_path: Path) -> None:
         load_scene(write("deg.spz", raw[:12] + bytes([5]) + raw[13:]))
     with pytest.raises(FormatError, match="header"):
         load_scene(write("tiny.spz", raw[:10]))
-    (tmp_path / "plain.spz").write_bytes(raw)  # not gzipped
+    (tmp_path / "plain.spz").write_bytes(b"\x00" + raw)  # not gzipped
     with pytest.raises(FormatError, match="not a gzip stream"):
         load_scene(tmp_path / "plain.spz")
+    (tmp_path / "v4.spz").write_bytes(struct.pack("<II", 0x5053474E, 4) + bytes(24))  # zstd container header
+    with pytest.raises(FormatError, match="unsupported .spz version 4 .zstd container"):
+        load_scene(tmp_path / "v4.spz")
 
 
 def test_spz_sh_flip_signs_match_the_basis_parity() -> None:

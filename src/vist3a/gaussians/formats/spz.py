@@ -246,8 +246,14 @@ def decode(data: bytes, name: str = "<bytes>") -> Gaussians:
 
 
 def read(path: Path) -> Gaussians:
-    """Read a ``.spz`` file (gzip; versions 2 and 3)."""
+    """Read a ``.spz`` file (gzip; versions 2 and 3; the zstd container of version 4 is refused clearly)."""
     raw = Path(path).read_bytes()
+    if len(raw) >= 8 and struct.unpack_from("<I", raw)[0] == MAGIC:  # v4+: uncompressed header, zstd streams
+        version = struct.unpack_from("<I", raw, 4)[0]
+        raise FormatError(
+            f"{path}: unsupported .spz version {version} (zstd container); this reader reads versions 2 and 3 "
+            "(gzip); re-save it as version 3 with the spz tools"
+        )
     try:
         data = gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as exc:
