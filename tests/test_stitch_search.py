@@ -388,3 +388,21 @@ def test_stitch_search_command_on_mini_presets(tmp_path, capsys):
     assert main([*argv, "--layers", "enc_blocks_1,enc_blocks_2"]) == 0
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["best_layer"] in ("enc_blocks_1", "enc_blocks_2") and report["in_channels"] == 16
+
+
+@pytest.mark.gpu
+def test_search_on_cuda_matches_cpu():
+    """Accumulating on the GPU (float64, half-precision tokens as under bf16 autocast) gives the CPU result."""
+    conv = _known_conv(SPEC)
+    cpu, gpu = LayerSearch(SPEC, LAYERS), LayerSearch(SPEC, LAYERS, device="cuda")
+    for split, seed in (("train", 70), ("val", 71)):
+        for z, g in _clip_batches(3, 2, seed=seed, offset=0.5):
+            taps = {k: v.half() for k, v in _planted_tokens(conv, z, g).items()}
+            cpu.update(z.float(), taps, split=split)
+            gpu.update(z.float().cuda(), {k: v.cuda() for k, v in taps.items()}, split=split)
+    for name in LAYERS:
+        w_cpu, b_cpu = cpu.fit()[name]
+        w_gpu, b_gpu = gpu.fit()[name]
+        torch.testing.assert_close(w_gpu.cpu(), w_cpu, rtol=1e-6, atol=1e-8)
+        torch.testing.assert_close(b_gpu.cpu(), b_cpu, rtol=1e-6, atol=1e-8)
+    assert gpu.report().best_layer == cpu.report().best_layer == "enc_blocks_2"
