@@ -289,3 +289,31 @@ def test_eval_metrics_cli_errors(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["eval", "metrics", str(tmp_path / "empty"), "--no-lpips"]) == 1
     assert "gt/" in capsys.readouterr().err
+
+
+def test_lpips_matches_the_lpips_package_when_available():
+    """Parity with the reference implementation; runs where `lpips` (+torchvision) and the weights exist."""
+    lpips_pkg = pytest.importorskip("lpips")
+    try:
+        find_lpips_weights()
+    except MissingWeightsError as exc:
+        pytest.skip(str(exc))
+    ref = lpips_pkg.LPIPS(net="vgg", verbose=False).eval()
+    ours = load_lpips("cpu")
+    g = torch.Generator().manual_seed(5)
+    x, y = torch.rand(2, 3, 64, 64, generator=g), torch.rand(2, 3, 64, 64, generator=g)
+    with torch.no_grad():
+        assert torch.allclose(ours(x, y), ref(x, y, normalize=True).flatten(), atol=1e-5)
+
+
+@pytest.mark.gpu
+def test_metrics_on_cuda_match_cpu(lpips_random):
+    g = torch.Generator().manual_seed(6)
+    x, y = torch.rand(2, 3, 64, 64, generator=g), torch.rand(2, 3, 64, 64, generator=g)
+    assert torch.allclose(ssim(x.cuda(), y.cuda()).cpu(), ssim(x, y), atol=1e-5)
+    assert torch.allclose(psnr(x.cuda(), y.cuda()).cpu(), psnr(x, y), atol=1e-4)
+    m = lpips_random
+    cpu = m(x, y)
+    gpu = m.cuda()(x.cuda(), y.cuda()).cpu()
+    m.cpu()
+    assert torch.allclose(gpu, cpu, rtol=5e-3, atol=1e-5)  # cuDNN may use TF32
