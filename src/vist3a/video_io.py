@@ -197,7 +197,8 @@ def write_video(frames: torch.Tensor | np.ndarray, path: str | os.PathLike[str],
     """Write frames (``[T,3,H,W]`` in [0,1] or ``uint8 [T,H,W,3]``) to ``.mp4``, ``.gif`` or a PNG folder.
 
     ``.mp4``: H.264 (libx264), yuv420p; odd sizes are padded to even by repeating the last row/column.
-    ``.gif``: looping, frame delay ``1/fps`` rounded to 10 ms. Folder: ``frame_00000.png``, …
+    ``.gif``: looping, frame delay ``1/fps`` rounded to 10 ms (Pillow merges identical consecutive
+    frames into one with the summed delay, so playback time is kept). Folder: ``frame_00000.png``, …
     Returns the written path.
     """
     data = to_uint8_frames(frames)
