@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -80,6 +81,7 @@ def run(size: str, device: torch.device, clips: int, layers: int | None, token_d
         else platform.processor() or "cpu",
         "torch": torch.__version__,
         "cpu_threads": torch.get_num_threads(),
+        "load_avg_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "spec": cfg["spec"],
         "layers": n_layers,
         "design_dim": d,
