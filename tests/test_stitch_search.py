@@ -370,6 +370,8 @@ def test_stitch_search_command(tmp_path, capsys, monkeypatch):
     argv[argv.index("--frames") + 1] = "6"
     assert main(argv) == 1
     assert "--frames must be 1+4k" in capsys.readouterr().err
+    assert main([*_search_argv(tmp_path / "clips", out), "--layers", "enc_blocks_1,enc_blocks_9"]) == 1
+    assert "unknown DINO tap 'enc_blocks_9'" in capsys.readouterr().err
     argv = _search_argv(tmp_path / "clips", out)
     argv[argv.index("--dataset") + 1] = "nope:/x"
     assert main(argv) == 1

@@ -173,6 +173,17 @@ def default_layers(recon: Any) -> list[str]:
     return [f"enc_blocks_{k}" for k in range(1, int(depth) + 1)]
 
 
+def check_layers(recon: Any, layers: Sequence[str]) -> None:
+    """Every name must be a DINO tap ``enc_blocks_k`` of this network (clear error before any data is read)."""
+    from vist3a.models.dinov2 import parse_tap
+
+    if not layers:
+        raise InputError("--layers is empty")
+    depth = len(_dino(recon).blocks)
+    for name in layers:
+        parse_tap(name, depth)
+
+
 def _dino(recon: Any) -> Any:
     try:
         return recon.encoder.aggregator.patch_embed
