@@ -317,3 +317,17 @@ def test_metrics_on_cuda_match_cpu(lpips_random):
     gpu = m.cuda()(x.cuda(), y.cuda()).cpu()
     m.cpu()
     assert torch.allclose(gpu, cpu, rtol=5e-3, atol=1e-5)  # cuDNN may use TF32
+
+
+def test_eval_metrics_cli_with_lpips_weights(tmp_path, monkeypatch):
+    vp, lp, _, _ = _fake_weight_files(tmp_path)
+    monkeypatch.setenv("VIST3A_VGG16_WEIGHTS", str(vp))
+    monkeypatch.setenv("VIST3A_LPIPS_WEIGHTS", str(lp))
+    _write_run(tmp_path / "run", {"same": [0.0], "diff": [0.2]})
+    assert main(["eval", "metrics", str(tmp_path / "run"), "--device", "cpu"]) == 0
+    rows = {r["sample"]: r for r in csv.DictReader((tmp_path / "run" / "metrics_per_sample.csv").open())}
+    assert float(rows["same"]["LPIPS"]) == 0.0 and rows["same"]["PSNR"] == "inf"
+    assert float(rows["diff"]["LPIPS"]) > 0
+    overall = json.loads((tmp_path / "run" / "metrics_overall.json").read_text())
+    assert overall["LPIPS"] == pytest.approx(float(rows["diff"]["LPIPS"]) / 2, rel=1e-4)
+    assert overall["identical_images"] == 1

@@ -82,6 +82,8 @@ def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         give ``+inf`` (never NaN).
     """
     p, t = _as_batch(pred, target, "psnr")
+    if p.dtype not in (torch.float32, torch.float64):
+        p, t = p.float(), t.float()
     mse = (p.clamp(0, 1) - t.clamp(0, 1)).pow(2).flatten(1).mean(1)
     out = -10.0 * torch.log10(mse)  # log10(0) = -inf → +inf, no NaN
     return torch.where(mse == 0, torch.full_like(out, math.inf), out)
@@ -138,16 +140,16 @@ def ssim(
         Differentiable with respect to both inputs.
     """
     p, t = _as_batch(pred, target, "ssim")
+    if p.dtype not in (torch.float32, torch.float64):  # integers and half precision: compute in fp32
+        p, t = p.float(), t.float()
     if win_size % 2 != 1:
         raise InputError(f"ssim: win_size must be odd, got {win_size}")
     b, c, h, w = p.shape
-    g = gaussian_window(sigma, dtype=p.dtype if p.is_floating_point() else torch.float32).to(p.device)
+    g = gaussian_window(sigma, dtype=p.dtype).to(p.device)
     r = g.numel() // 2
     pad = (win_size - 1) // 2
     if min(h, w) < win_size or min(h, w) < g.numel():
         raise InputError(f"ssim: images of {h}x{w} are smaller than the {win_size}-pixel window")
-    if not p.is_floating_point():
-        p, t = p.float(), t.float()
     x = p.reshape(b * c, 1, h, w)
     y = t.reshape(b * c, 1, h, w)
     stack = torch.cat([x, y, x * x, y * y, x * y], dim=1)  # [BC,5,H,W]
@@ -441,7 +443,8 @@ class DirScore:
 
 
 def find_pair_samples(root: str | os.PathLike[str]) -> dict[str, Path]:
-    """Sample folders of a results folder: ``root/<sample>/{gt,pred}/`` or the official ``root/images/<sample>/…``.
+    """Sample folders of a results folder: ``root/<sample>/{gt,pred}/``, the official ``root/images/<sample>/…``,
+    or ``root/{gt,pred}/`` itself (one sample).
 
     Raises:
         InputError: ``root`` is not a folder or holds no sample folder with ``gt/`` and ``pred/``.
@@ -449,6 +452,8 @@ def find_pair_samples(root: str | os.PathLike[str]) -> dict[str, Path]:
     r = Path(root)
     if not r.is_dir():
         raise InputError(f"not a folder: {r}")
+    if (r / "gt").is_dir() and (r / "pred").is_dir():  # a single sample folder
+        return {r.name: r}
     for base in (r, r / "images"):
         if not base.is_dir():
             continue
@@ -480,16 +485,24 @@ def score_sample(sample_dir: Path, lpips: LPIPS | None = None) -> SampleScore:
         raise InputError(f"{sample_dir.name}: {what}")
     if not gt_names:
         raise InputError(f"{sample_dir.name}: no images in gt/")
-    ps, ss, ls = [], [], []
+    gts, preds = [], []
     for name in sorted(gt_names):
         g, p = _read_rgb(sample_dir / "gt" / name), _read_rgb(sample_dir / "pred" / name)
         if g.shape != p.shape:
             raise InputError(f"{sample_dir.name}/{name}: gt {list(g.shape)} and pred {list(p.shape)} differ in size")
-        m = compute_metrics(p[None], g[None], lpips)
-        ps.append(float(m["psnr"][0]))
-        ss.append(float(m["ssim"][0]))
+        gts.append(g)
+        preds.append(p)
+    ps, ss, ls = [], [], []
+    if len({tuple(g.shape) for g in gts}) == 1:  # one batch per sample
+        groups = [(torch.stack(preds), torch.stack(gts))]
+    else:
+        groups = [(p[None], g[None]) for p, g in zip(preds, gts, strict=True)]
+    for p, g in groups:
+        m = compute_metrics(p, g, lpips)
+        ps += m["psnr"].tolist()
+        ss += m["ssim"].tolist()
         if "lpips" in m:
-            ls.append(float(m["lpips"][0]))
+            ls += m["lpips"].tolist()
     s = MetricSummary.of(ps, ss, ls if lpips is not None else None)
     return SampleScore(sample_dir.name, s.n, s.psnr, s.ssim, s.lpips, s.n_identical)
 
