@@ -166,3 +166,12 @@ def test_caption_dataset(dl3dv_root, tmp_path):
     # official squashes 24x16 → 8x8: fx scales by 8/24 (after ÷4), fy by 8/16
     assert o["cameras"].K[0, 0, 0].item() == pytest.approx(80 / 4 * 8 / 24)
     assert o["cameras"].K[0, 1, 1].item() == pytest.approx(80 / 4 * 8 / 16)
+
+
+def test_broken_transforms_drops_cameras_not_images(dl3dv_root):
+    (dl3dv_root / "1K" / "aaa" / "transforms.json").write_text("{broken")
+    ds = DL3DVDataset(dl3dv_root, num_views=4, window=(4, 8), size=8, scenes=["aaa"])
+    s = ds[0]
+    assert s["scene"] == "aaa" and s["cameras"] is None
+    strict = DL3DVDataset(dl3dv_root, num_views=4, window=(4, 8), size=8, scenes=["aaa"], require_cameras=True)
+    assert list(strict) == [] and strict.skipped.counts["unreadable"] == 1

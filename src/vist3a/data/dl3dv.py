@@ -236,7 +236,13 @@ class DL3DVDataset(SceneDataset):
         idx = sample_window(len(frames), self.num_views, self.window, g, self.protocol)
         chosen = [frames[i] for i in idx]
         images = stack_frames([read_image(p) for _, p in chosen], name)
-        cameras = scene_cameras(scene_dir, [p for _, p in chosen], tuple(images.shape[-2:]))
+        try:
+            cameras = scene_cameras(scene_dir, [p for _, p in chosen], tuple(images.shape[-2:]))
+        except FormatError as exc:
+            if self.require_cameras:
+                raise
+            log.warning("DL3DV %s: no cameras (%s)", name, exc)  # the images are still usable
+            cameras = None
         if cameras is None and self.require_cameras:
             raise SkipScene("no cameras", "transforms.json missing")
         out = preprocess_clip(images, cameras, self.size, self.feedforward_size, self.protocol, self.jitter, g)
