@@ -372,3 +372,26 @@ def test_heads_end_to_end_parity_with_official_anysplat(shared_dir: Path) -> Non
     own_ids = torch.round(out.points.reshape(-1, 3) / 0.002).int()
     ref_ids = io["vox/voxel_ids"].int()[io["vox/pixel_to_voxel"].long()]
     assert (own_ids != ref_ids).any(dim=1).float().mean() <= 0.005
+
+
+@pytest.mark.gpu
+def test_heads_cuda_match_cpu() -> None:
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.manual_seed(0)
+    depth_head = DPTHead(dim_in=16, output_dim=2, activation="exp", **TINY).eval()
+    gs_head = GaussianHead(dim_in=16, **TINY).eval()
+    _perturb(gs_head)
+    images = torch.rand(1, 3, 3, 8, 12)
+    toks = _tokens(1, 3, (4, 6), 16, 6)
+    with torch.no_grad():
+        d_cpu, c_cpu = depth_head(toks, images, 3)
+        r_cpu = gs_head(toks, images, 3)
+        depth_head.cuda()
+        gs_head.cuda()
+        toks_gpu = [t.cuda() for t in toks]
+        d_gpu, c_gpu = depth_head(toks_gpu, images.cuda(), 3)
+        r_gpu = gs_head(toks_gpu, images.cuda(), 3)
+    torch.testing.assert_close(d_gpu.cpu(), d_cpu, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(c_gpu.cpu(), c_cpu, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(r_gpu.cpu(), r_cpu, atol=1e-5, rtol=1e-4)

@@ -165,3 +165,16 @@ def test_fused_means_match_official_where_logits_are_known(fixture: dict[str, to
     uniform, _, _ = voxelize_with_fusion(pts, torch.zeros(pts.shape[0], 1), torch.zeros(pts.shape[0]), 0.002)
     multi = all_known & (counts > 1)
     assert (uniform[multi] - ref[multi]).abs().max() > 1e-4 * ref.abs().max()
+
+
+@pytest.mark.gpu
+def test_cuda_fusion_matches_cpu() -> None:
+    g = torch.Generator().manual_seed(0)
+    pts = torch.rand(200_000, 3, generator=g) * 0.05  # dense: many points share voxels of 0.002
+    feats = torch.randn(200_000, 83, generator=g)
+    logits = torch.randn(200_000, generator=g)
+    p_cpu, f_cpu, inv_cpu = voxelize_with_fusion(pts, feats, logits, 0.002)
+    p_gpu, f_gpu, inv_gpu = voxelize_with_fusion(pts.cuda(), feats.cuda(), logits.cuda(), 0.002)
+    assert torch.equal(inv_gpu.cpu(), inv_cpu)
+    torch.testing.assert_close(p_gpu.cpu(), p_cpu, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(f_gpu.cpu(), f_cpu, atol=1e-5, rtol=1e-4)
