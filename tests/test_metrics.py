@@ -331,3 +331,16 @@ def test_eval_metrics_cli_with_lpips_weights(tmp_path, monkeypatch):
     overall = json.loads((tmp_path / "run" / "metrics_overall.json").read_text())
     assert overall["LPIPS"] == pytest.approx(float(rows["diff"]["LPIPS"]) / 2, rel=1e-4)
     assert overall["identical_images"] == 1
+
+
+def test_write_pair_images_round_trip(tmp_path):
+    from vist3a.eval.metrics import write_pair_images
+
+    gt = torch.full((2, 3, 16, 16), 100 / 255)
+    pred = gt + 51 / 255  # offset 0.2 exactly in 8 bit
+    folder = write_pair_images(tmp_path / "out", "seq0", gt, pred)
+    assert sorted(p.name for p in (folder / "pred").iterdir()) == ["000000.png", "000001.png"]
+    res = score_dir(tmp_path / "out", progress=False)
+    assert res.overall.psnr == pytest.approx(-10 * math.log10(0.2**2), abs=1e-4)
+    with pytest.raises(InputError):
+        write_pair_images(tmp_path / "out", "../x", gt, pred)

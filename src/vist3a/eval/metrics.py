@@ -51,6 +51,7 @@ __all__ = [
     "find_pair_samples",
     "score_sample",
     "score_dir",
+    "write_pair_images",
 ]
 
 
@@ -536,3 +537,32 @@ def score_dir(root: str | os.PathLike[str], lpips: LPIPS | None = None, progress
         n_identical_images=sum(s.n_identical for s in scores),
         skipped=skipped,
     )
+
+
+def write_pair_images(root: str | os.PathLike[str], sample: str, gt: torch.Tensor, pred: torch.Tensor) -> Path:
+    """Write one sample of the results layout: ``root/<sample>/{gt,pred}/00000k.png`` (8-bit, atomic).
+
+    Args:
+        gt, pred: ``[V,3,H,W]`` in [0,1] (clipped, rounded to 8 bit as the official ``save_image``).
+
+    Returns:
+        The sample folder.
+    """
+    import numpy as np
+    from PIL import Image
+
+    from vist3a.io_utils import atomic_path
+
+    g, p = _as_batch(pred, gt, "write_pair_images")[::-1]
+    if g.shape[1] != 3:
+        raise InputError(f"write_pair_images: images need 3 channels, got {g.shape[1]}")
+    if not sample or "/" in sample or sample in (".", ".."):
+        raise InputError(f"write_pair_images: bad sample name {sample!r}")
+    folder = Path(root) / sample
+    for kind, imgs in (("gt", g), ("pred", p)):
+        (folder / kind).mkdir(parents=True, exist_ok=True)
+        arr = (imgs.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        for k, a in enumerate(arr):
+            with atomic_path(folder / kind / f"{k:06d}.png") as tmp:
+                Image.fromarray(np.ascontiguousarray(a)).save(tmp, format="PNG")
+    return folder
