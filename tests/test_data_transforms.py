@@ -116,3 +116,15 @@ def test_collate_stacks_tensors_and_lists_cameras():
 
 def test_natural_key():
     assert sorted(["10.png", "2.png", "1.png"], key=natural_key) == ["1.png", "2.png", "10.png"]
+
+
+def test_official_intrinsics_follow_the_distorted_content():
+    # A blob at the principal point stays at K's (cx, cy) through the swapped resize and the crop.
+    H, W, cx, cy = 72, 128, 70.0, 40.0
+    blob = (_blob(H, W, cx, cy, sigma=5.0) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    K = torch.tensor([[90.0, 0.0, cx], [0.0, 90.0, cy], [0.0, 0.0, 1.0]])
+    crop, Kc, ff, Kf = official_resize_crop(Image.fromarray(blob), 48, K, feedforward_size=24)
+    for img, k in ((crop, Kc), (ff, Kf)):
+        ux, uy = _centroid(img)
+        assert k[0, 2].item() == pytest.approx(ux, abs=0.2)
+        assert k[1, 2].item() == pytest.approx(uy, abs=0.2)
