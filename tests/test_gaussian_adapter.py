@@ -26,6 +26,11 @@ def test_sh_mask_buffer_is_non_persistent() -> None:
     expect = [1.0] + [0.025] * 3 + [0.00625] * 5 + [0.0015625] * 7 + [0.000390625] * 9
     torch.testing.assert_close(ad.sh_mask, torch.tensor(expect))
     assert ad.raw_dim == 83
+    with torch.device("meta"):
+        lazy = GaussianAdapter(sh_degree=4)
+    lazy = lazy.to_empty(device="cpu")  # what building on meta and materialising leaves behind
+    lazy.reset_buffers()
+    torch.testing.assert_close(lazy.sh_mask, torch.tensor(expect))
 
 
 def test_activations_against_formulas() -> None:

@@ -132,6 +132,11 @@ class GaussianAdapter(nn.Module):
         self.max_scale = max_scale
         self.register_buffer("sh_mask", sh_mask(sh_degree), persistent=False)
 
+    def reset_buffers(self) -> None:
+        """Refill ``sh_mask`` in place (e.g. after ``to_empty`` left the non-persistent buffer uninitialised)."""
+        with torch.no_grad():
+            self.sh_mask.copy_(sh_mask(self.sh_degree).to(self.sh_mask.device))
+
     @property
     def d_sh(self) -> int:
         """SH coefficients per colour channel, ``(sh_degree+1)²``."""
