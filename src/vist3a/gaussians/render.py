@@ -126,7 +126,7 @@ def render(
     near_plane: float = 0.01,
     far_plane: float = 1e10,
     tile_size: int | None = None,
-    max_elements: int = 1 << 19,
+    max_elements: int | None = None,
 ) -> RenderOutput:
     """Render ``gaussians`` from every camera; differentiable w.r.t. all Gaussian parameters.
 
@@ -146,8 +146,8 @@ def render(
         near_plane, far_plane: Gaussians with camera z outside this open interval are culled.
         tile_size: tile edge in pixels; default 16 for gsplat and 8 for torch (fewer wasted pixel ×
             Gaussian pairs on CPU). The image does not depend on it (footprints are exact bounds).
-        max_elements: memory bound of the torch backend (tiles × pixels × Gaussians per step;
-            2^19 keeps each intermediate at 2 MB in float32, which suits CPU caches).
+        max_elements: memory bound of the torch backend (tiles × pixels × Gaussians per step);
+            default 2^19 on CPU (2 MB per float32 intermediate, cache-sized) and 2^24 on GPU.
     Returns:
         :class:`RenderOutput` with ``rgb [C,3,H,W]``, ``depth [C,1,H,W]``, ``alpha [C,1,H,W]`` in the
         scene's dtype (float32 for half-precision scenes).
@@ -203,6 +203,8 @@ def render(
             log.warning("%s — falling back to the PyTorch renderer", exc)
             chosen = "torch"
     if chosen == "torch":
+        if max_elements is None:
+            max_elements = 1 << 24 if device.type == "cuda" else 1 << 19
         rgb, depth, alpha = render_torch(*args, tile_size=tile_size or 8, max_elements=max_elements, **opts)
 
     rgb = rgb.to(dtype) + (1.0 - alpha.to(dtype)) * bg[:, None, None, :]
