@@ -168,3 +168,21 @@ def test_voxel_fusion_then_adapter_reproduces_voxel_gaussians(ref: dict[str, tor
     sel &= ok
     for name in ("harmonics", "covariances"):
         _close(getattr(g, name)[0, sel], ref[f"vox/{name}_s16"][0, sel.nonzero()[:, 0] // 16])
+
+
+def test_view_dependent_colour_matches_gsplat_convention() -> None:
+    """AnySplat hands gsplat ``harmonics.permute -> [G, K, 3]``; gsplat's colour is SH(dir) + 0.5, clamped at 0.
+
+    Written out for degree 1 (gsplat's signs: -C1·y, +C1·z, -C1·x), higher bands zeroed.
+    """
+    ad = GaussianAdapter()
+    raw = _raw(30, seed=5)
+    raw[..., 8:] = raw[..., 8:].reshape(1, 30, 3, 25).mul(torch.tensor([1.0] * 4 + [0.0] * 21)).reshape(1, 30, 75)
+    g = ad(torch.randn(1, 30, 3), raw)
+    campos = torch.tensor([0.3, -2.0, 1.0])
+    d = torch.nn.functional.normalize(g.means[0] - campos, dim=-1)
+    x, y, z = d[:, 0:1], d[:, 1:2], d[:, 2:3]
+    h = g.harmonics[0]  # [G, 3, 25]
+    c1 = 0.4886025119029199
+    expect = 0.5 + SH_C0 * h[..., 0] - c1 * y * h[..., 1] + c1 * z * h[..., 2] - c1 * x * h[..., 3]
+    torch.testing.assert_close(g.to_gaussians().colors_from(campos), expect.clamp_min(0.0))
