@@ -128,3 +128,19 @@ def test_official_intrinsics_follow_the_distorted_content():
         ux, uy = _centroid(img)
         assert k[0, 2].item() == pytest.approx(ux, abs=0.2)
         assert k[1, 2].item() == pytest.approx(uy, abs=0.2)
+
+
+def test_hsv_conversion_matches_colorsys():
+    import colorsys
+
+    from vist3a.data.transforms import _hsv_to_rgb, _rgb_to_hsv
+
+    x = torch.rand(1, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    hsv = _rgb_to_hsv(x)
+    for i in range(4):
+        r, g, b = x[0, :, i, i].tolist()
+        assert hsv[0, :, i, i].tolist() == pytest.approx(list(colorsys.rgb_to_hsv(r, g, b)), abs=1e-6)
+    assert torch.allclose(_hsv_to_rgb(hsv), x, atol=1e-6)
+    red = torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1)
+    shifted = _rgb_to_hsv(red) + torch.tensor([1 / 3, 0, 0]).view(1, 3, 1, 1)
+    assert torch.allclose(_hsv_to_rgb(shifted), torch.tensor([0.0, 1.0, 0.0]).view(1, 3, 1, 1), atol=1e-6)
