@@ -43,6 +43,23 @@ class AggregatorOutput:
     taps: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
+def normalize_images(images: torch.Tensor, round_bf16: bool = False) -> torch.Tensor:
+    """``[..., 3, H, W]`` in [0, 1] → ImageNet-normalised fp32.
+
+    With ``round_bf16`` the image and the mean/std constants are first rounded to bf16, reproducing
+    the official AnySplat encoder (``aggregator(image.to(bfloat16))`` with bf16-cast buffers); the
+    arithmetic itself runs in fp32.
+    """
+    shape = (3, 1, 1)
+    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(shape)
+    std = torch.tensor(IMAGENET_STD, device=images.device).view(shape)
+    x = images
+    if round_bf16:
+        x = x.to(torch.bfloat16)
+        mean, std = mean.to(torch.bfloat16).float(), std.to(torch.bfloat16).float()
+    return (x.float() - mean) / std
+
+
 def _slot_tokens(token: torch.Tensor, b: int, s: int) -> torch.Tensor:
     """``[1, 2, n, C]`` learned slots → ``[B*S, n, C]``: slot 0 for view 0, slot 1 for the others."""
     first = token[:, :1].expand(b, 1, *token.shape[2:])
@@ -94,7 +111,9 @@ class Aggregator(nn.Module):
         self.depth = depth
         self.round_input_bf16 = round_input_bf16
         self.gradient_checkpointing = False
-        ids = sorted(set(intermediate_layer_idx)) if intermediate_layer_idx is not None else list(range(depth))
+        ids = (
+            sorted(set(intermediate_layer_idx)) if intermediate_layer_idx is not None else list(range(depth))
+        )
         if any(not 0 <= i < depth for i in ids):
             raise ValueError(f"intermediate_layer_idx {ids} out of range for depth {depth}")
         if depth - 1 not in ids:
@@ -116,12 +135,12 @@ class Aggregator(nn.Module):
         self.rope = RotaryPositionEmbedding2D(rope_freq) if rope_freq > 0 else None
 
         def make() -> Block:
-            return Block(embed_dim, num_heads, mlp_ratio, init_values=init_values, qk_norm=qk_norm, rope=self.rope)
+            return Block(
+                embed_dim, num_heads, mlp_ratio, init_values=init_values, qk_norm=qk_norm, rope=self.rope
+            )
 
         self.frame_blocks = nn.ModuleList(make() for _ in range(depth))
         self.global_blocks = nn.ModuleList(make() for _ in range(depth))
-        self.register_buffer("_mean", torch.tensor(IMAGENET_MEAN).view(1, 1, 3, 1, 1), persistent=False)
-        self.register_buffer("_std", torch.tensor(IMAGENET_STD).view(1, 1, 3, 1, 1), persistent=False)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -137,12 +156,7 @@ class Aggregator(nn.Module):
     # --- inputs ---------------------------------------------------------------------------------
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """``[B,S,3,H,W]`` in [0,1] → ImageNet-normalised fp32 (bf16-rounded first if configured)."""
-        mean, std = self._mean.float(), self._std.float()
-        x = images
-        if self.round_input_bf16:
-            x = x.to(torch.bfloat16)
-            mean, std = mean.to(torch.bfloat16).float(), std.to(torch.bfloat16).float()
-        return (x.float() - mean) / std
+        return normalize_images(images, self.round_input_bf16)
 
     # --- forward --------------------------------------------------------------------------------
     def forward(self, images: torch.Tensor, taps: Iterable[str] = ()) -> AggregatorOutput:
@@ -186,7 +200,9 @@ class Aggregator(nn.Module):
         layers = self.forward_tokens(patch, b, s, grid_hw)
         return AggregatorOutput(layers, list(self.layer_ids), self.patch_start_idx, taps)
 
-    def forward_tokens(self, patch_tokens: torch.Tensor, b: int, s: int, grid_hw: tuple[int, int]) -> list[torch.Tensor]:
+    def forward_tokens(
+        self, patch_tokens: torch.Tensor, b: int, s: int, grid_hw: tuple[int, int]
+    ) -> list[torch.Tensor]:
         """DINO patch tokens ``[B*S, P, C]`` → kept layers, each ``[B, S, 1+R+P, 2C]``."""
         if s < 1:
             raise InputError("the aggregator needs at least one view")

@@ -23,9 +23,12 @@ code); on CPU everything runs in fp32. ``round_input_bf16`` reproduces the offic
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -191,7 +194,9 @@ class AnySplatEncoder(nn.Module):
             intermediate_layer_idx=c.intermediate_layer_idx,
             round_input_bf16=c.round_input_bf16,
         )
-        self.camera_head = CameraHead(dim2, trunk_depth=c.camera_trunk_depth, num_heads=c.camera_num_heads, mlp_ratio=c.mlp_ratio)
+        self.camera_head = CameraHead(
+            dim2, trunk_depth=c.camera_trunk_depth, num_heads=c.camera_num_heads, mlp_ratio=c.mlp_ratio
+        )
         self.depth_head = DPTHead(
             dim2,
             patch_size=c.patch_size,
@@ -297,16 +302,24 @@ class AnySplat(nn.Module):
                 agg = enc.aggregator(images, taps=taps)
             else:
                 grid = (h // self.config.patch_size, w // self.config.patch_size)
-                agg = enc.aggregator.forward_from_dino_block(dino_tokens, dino_start_block, grid, readd_pos_embed, taps)
+                agg = enc.aggregator.forward_from_dino_block(
+                    dino_tokens, dino_start_block, grid, readd_pos_embed, taps
+                )
         head_dtype = enc.camera_head.empty_pose_tokens.dtype
         layers = [t.to(head_dtype) for t in agg.layers]
-        with torch.autocast(images.device.type, enabled=False) if images.device.type == "cuda" else contextlib.nullcontext():
+        with (
+            torch.autocast(images.device.type, enabled=False)
+            if images.device.type == "cuda"
+            else contextlib.nullcontext()
+        ):
             pose_enc_list = enc.camera_head(layers)
             w2c, k = pose_encoding_to_extri_intri(pose_enc_list[-1], (h, w), self.config.focal_eps)
             depth, conf = enc.depth_head(layers, images, agg.patch_start_idx, self.config.frames_chunk_size)
             points = unproject_depth(depth, w2c, k)
             raw = enc.gaussian_param_head(layers, images, agg.patch_start_idx, self.config.frames_chunk_size)
-            splats, gaussians, inverses = self._gaussians(points, raw, self.config.voxelize if voxelize is None else voxelize)
+            splats, gaussians, inverses = self._gaussians(
+                points, raw, self.config.voxelize if voxelize is None else voxelize
+            )
         return AnySplatOutput(
             pose_enc_list=pose_enc_list,
             w2c=w2c,
@@ -352,7 +365,9 @@ class AnySplat(nn.Module):
         finally:
             self.train(was_training)
         h, w = images.shape[-2:]
-        cams = [Cameras(out.c2w[i].float(), out.K[i].float(), width=w, height=h) for i in range(images.shape[0])]
+        cams = [
+            Cameras(out.c2w[i].float(), out.K[i].float(), width=w, height=h) for i in range(images.shape[0])
+        ]
         return Reconstruction(
             gaussians=out.gaussians,
             cameras=cams,
@@ -360,6 +375,51 @@ class AnySplat(nn.Module):
             confidence=out.depth_conf,
             pose_encoding=out.pose_enc_list[-1],
         )
+
+    # --- files --------------------------------------------------------------------------------
+    def save_pretrained(self, folder: str | os.PathLike[str], preset: str = "anysplat") -> Path:
+        """Write ``model.safetensors`` and ``vist3a_model.json`` (preset + config) into ``folder``, atomically."""
+        from safetensors.torch import save_file
+
+        from vist3a.io_utils import atomic_path, atomic_write_text
+
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        sd = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        with atomic_path(out / "model.safetensors") as tmp:
+            save_file(sd, str(tmp))
+        meta = {"preset": preset, "config": self.config.to_dict()}
+        atomic_write_text(out / MODEL_JSON, json.dumps(meta, indent=1) + "\n")
+        return out
+
+
+MODEL_JSON = "vist3a_model.json"
+
+
+def from_pretrained(path: str | os.PathLike[str], device: Any = "cpu", **kwargs: Any) -> AnySplat:
+    """Load a folder written by :meth:`AnySplat.save_pretrained`, or official weights (file, folder, HF id).
+
+    A folder without ``vist3a_model.json`` is taken to hold the released AnySplat architecture.
+    """
+    p = Path(path).expanduser()
+    meta_file = p / MODEL_JSON if p.is_dir() else p.parent / MODEL_JSON
+    if meta_file.is_file():
+        try:
+            meta = json.loads(meta_file.read_text(encoding="utf-8"))
+            preset = meta.get("preset", "anysplat")
+            cfg = dict(meta.get("config", {}))
+        except (ValueError, AttributeError) as exc:
+            raise InputError(f"{meta_file}: not a valid model description ({exc})") from exc
+        for key in ("intermediate_layer_idx", "dpt_out_channels"):
+            if key in cfg:
+                cfg[key] = tuple(cfg[key])
+        base = MINI_CONFIG if preset == "anysplat-mini" else AnySplatConfig()
+        config = _config(
+            base, {**cfg, **{k: v for k, v in kwargs.items() if k in AnySplatConfig.__dataclass_fields__}}
+        )
+        rest = {k: v for k, v in kwargs.items() if k not in AnySplatConfig.__dataclass_fields__}
+        return build_model(AnySplat, config, device, p, **rest)
+    return anysplat(device=device, weights=path, **kwargs)
 
 
 # --- builders ---------------------------------------------------------------------------------
@@ -372,7 +432,6 @@ def build_model(
     weights: Any = None,
     dtype: torch.dtype | None = None,
     aggregator_dtype: torch.dtype | None = None,
-    hf_hint: str | None = None,
     **load_kwargs: Any,
 ) -> nn.Module:
     """Build ``model_cls(config)`` on ``device``; load ``weights`` strictly when given.
@@ -391,8 +450,14 @@ def build_model(
         for m in model.modules():
             if hasattr(m, "reset_buffers") and m is not model:
                 m.reset_buffers()
+        # to_empty leaves buffers uninitialised: every buffer must have been re-created above.
+        stale = [
+            n for n, b in model.named_buffers() if b.device.type == "meta" or not torch.isfinite(b).all()
+        ]
+        if stale:  # pragma: no cover - a developer error (a new buffer without reset_buffers)
+            raise RuntimeError(f"buffers not re-created after to_empty: {stale}")
         _cast(model, dtype, aggregator_dtype)
-        load_weights(model, weights, hf_hint=hf_hint, **load_kwargs)
+        load_weights(model, weights, **load_kwargs)
     else:
         with device:
             model = model_cls(config)
@@ -422,11 +487,12 @@ def anysplat(
     weights: Any = None,
     dtype: torch.dtype | None = None,
     aggregator_dtype: torch.dtype | None = None,
+    allow_download: bool = True,
     **overrides: Any,
 ) -> AnySplat:
     """The released AnySplat (1.19 B parameters; ``weights`` e.g. ``"lhjiang/anysplat"`` or a local path)."""
     cfg = _config(AnySplatConfig(), overrides)
-    return build_model(AnySplat, cfg, device, weights, dtype, aggregator_dtype, hf_hint=HF_REPO)
+    return build_model(AnySplat, cfg, device, weights, dtype, aggregator_dtype, allow_download=allow_download)
 
 
 def anysplat_mini(
@@ -434,11 +500,12 @@ def anysplat_mini(
     weights: Any = None,
     dtype: torch.dtype | None = None,
     aggregator_dtype: torch.dtype | None = None,
+    allow_download: bool = True,
     **overrides: Any,
 ) -> AnySplat:
     """The same classes at small widths: C=192, 6 DINO blocks, 4 aggregator rounds, 224² input (16x16 tokens)."""
     cfg = _config(MINI_CONFIG, overrides)
-    return build_model(AnySplat, cfg, device, weights, dtype, aggregator_dtype)
+    return build_model(AnySplat, cfg, device, weights, dtype, aggregator_dtype, allow_download=allow_download)
 
 
 def count_parameters(model: nn.Module) -> int:

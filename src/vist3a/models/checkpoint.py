@@ -29,7 +29,13 @@ from vist3a.errors import CheckpointError, MissingWeightsError
 
 log = logging.getLogger(__name__)
 
-CANDIDATES = ("model.safetensors", "model.safetensors.index.json", "model.pt", "pytorch_model.bin", "model.pth")
+CANDIDATES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "model.pt",
+    "pytorch_model.bin",
+    "model.pth",
+)
 _HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -57,6 +63,8 @@ def _hf_resolve(repo_id: str, allow_download: bool) -> Path:
 
 def resolve_weights(weights: str | os.PathLike[str], allow_download: bool = True) -> Path:
     """Turn a path or Hugging Face id into a weights file path (clear error when absent)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        allow_download = False
     p = Path(weights).expanduser()
     if p.is_dir():
         for name in CANDIDATES:
@@ -72,14 +80,20 @@ def resolve_weights(weights: str | os.PathLike[str], allow_download: bool = True
         return p
     if _HF_ID.match(str(weights)) and not str(weights).startswith((".", "/")):
         return _hf_resolve(str(weights), allow_download)
-    raise MissingWeightsError(f"weights not found: {weights} (no such file or folder, and not a Hugging Face id)")
+    raise MissingWeightsError(
+        f"weights not found: {weights} (no such file or folder, and not a Hugging Face id)"
+    )
 
 
 def _unwrap(obj: Any, path: Path) -> Mapping[str, torch.Tensor]:
     if isinstance(obj, Mapping):
         for key in ("state_dict", "model", "module"):
             inner = obj.get(key)
-            if isinstance(inner, Mapping) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
+            if (
+                isinstance(inner, Mapping)
+                and inner
+                and all(isinstance(v, torch.Tensor) for v in inner.values())
+            ):
                 return inner
         if all(isinstance(v, torch.Tensor) for v in obj.values()):
             return obj
@@ -131,7 +145,6 @@ def load_weights(
     strict: bool = True,
     ignore_prefixes: Sequence[str] = (),
     allow_download: bool = True,
-    hf_hint: str | None = None,
 ) -> dict[str, list[str]]:
     """Copy checkpoint tensors into ``model``'s parameters and persistent buffers.
 
@@ -141,7 +154,6 @@ def load_weights(
         strict: raise :class:`CheckpointError` on missing/unexpected keys (always on shape mismatch).
         ignore_prefixes: checkpoint keys starting with these are skipped (e.g. ``"track_head."``).
         allow_download: let ``huggingface_hub`` download when the id is not cached.
-        hf_hint: unused; kept so builders can name their default repo in messages.
     Returns:
         ``{"missing": [...], "unexpected": [...], "ignored": [...]}``.
     """

@@ -82,10 +82,13 @@ class DinoV2(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, grid * grid + 1, embed_dim))
         self.register_tokens = nn.Parameter(torch.zeros(1, num_register_tokens, embed_dim))
-        self.mask_token = nn.Parameter(torch.zeros(1, embed_dim), requires_grad=False)  # unused, kept for checkpoints
+        self.mask_token = nn.Parameter(
+            torch.zeros(1, embed_dim), requires_grad=False
+        )  # unused, kept for checkpoints
         self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
         self.blocks = nn.ModuleList(
-            Block(embed_dim, num_heads, mlp_ratio, init_values=init_values, norm_eps=norm_eps) for _ in range(depth)
+            Block(embed_dim, num_heads, mlp_ratio, init_values=init_values, norm_eps=norm_eps)
+            for _ in range(depth)
         )
         self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
         self.reset_parameters()

@@ -78,7 +78,10 @@ def pose_encoding_to_extri_intri(
 
 
 def extri_intri_to_pose_encoding(
-    extrinsics: torch.Tensor, intrinsics: torch.Tensor, image_size_hw: tuple[int, int], focal_eps: float = 1e-3
+    extrinsics: torch.Tensor,
+    intrinsics: torch.Tensor,
+    image_size_hw: tuple[int, int],
+    focal_eps: float = 1e-3,
 ) -> torch.Tensor:
     """Inverse of :func:`pose_encoding_to_extri_intri` (w2c ``[...,3,4]`` or ``[...,4,4]``, pixel K)."""
     h, w = image_size_hw
@@ -105,7 +108,9 @@ def normalize_intrinsics(k: torch.Tensor, image_size_hw: tuple[int, int]) -> tor
     return out
 
 
-def pose_encoding_to_cameras(pose_encoding: torch.Tensor, image_size_hw: tuple[int, int], focal_eps: float = 1e-3):
+def pose_encoding_to_cameras(
+    pose_encoding: torch.Tensor, image_size_hw: tuple[int, int], focal_eps: float = 1e-3
+):
     """``[V, 9]`` encoding of one scene → :class:`~vist3a.gaussians.cameras.Cameras` (c2w OpenCV, pixel K)."""
     from vist3a.gaussians.cameras import Cameras
 

@@ -83,7 +83,9 @@ class VGGT(nn.Module):
             dino_num_heads=c.dino_num_heads,
             intermediate_layer_idx=c.intermediate_layer_idx,
         )
-        self.camera_head = CameraHead(dim2, trunk_depth=c.camera_trunk_depth, num_heads=c.camera_num_heads, mlp_ratio=c.mlp_ratio)
+        self.camera_head = CameraHead(
+            dim2, trunk_depth=c.camera_trunk_depth, num_heads=c.camera_num_heads, mlp_ratio=c.mlp_ratio
+        )
         dpt = dict(
             patch_size=c.patch_size,
             features=c.dpt_features,
@@ -101,15 +103,23 @@ class VGGT(nn.Module):
             raise InputError(f"images must be [B, S, 3, H, W] in [0, 1], got {list(images.shape)}")
         h, w = images.shape[-2:]
         cuda = images.device.type == "cuda"
-        ac = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and self.config.autocast else contextlib.nullcontext()
+        ac = (
+            torch.autocast("cuda", dtype=torch.bfloat16)
+            if cuda and self.config.autocast
+            else contextlib.nullcontext()
+        )
         with ac:
             agg = self.aggregator(images.float(), taps=taps)
         layers = [t.to(self.camera_head.empty_pose_tokens.dtype) for t in agg.layers]
         with torch.autocast("cuda", enabled=False) if cuda else contextlib.nullcontext():
             pose_enc_list = self.camera_head(layers)
             w2c, k = pose_encoding_to_extri_intri(pose_enc_list[-1], (h, w), self.config.focal_eps)
-            depth, depth_conf = self.depth_head(layers, images, agg.patch_start_idx, self.config.frames_chunk_size)
-            pts, pts_conf = self.point_head(layers, images, agg.patch_start_idx, self.config.frames_chunk_size)
+            depth, depth_conf = self.depth_head(
+                layers, images, agg.patch_start_idx, self.config.frames_chunk_size
+            )
+            pts, pts_conf = self.point_head(
+                layers, images, agg.patch_start_idx, self.config.frames_chunk_size
+            )
         return VGGTOutput(pose_enc_list, w2c, k, depth, depth_conf, pts, pts_conf, agg)
 
 
@@ -117,6 +127,7 @@ def vggt_1b(
     device: Any = "cpu",
     weights: Any = None,
     dtype: torch.dtype | None = None,
+    allow_download: bool = True,
     **overrides: Any,
 ) -> VGGT:
     """VGGT-1B (``weights`` e.g. ``"facebook/VGGT-1B"`` or a local file; track-head tensors are skipped)."""
@@ -127,4 +138,13 @@ def vggt_1b(
     if unknown:
         raise InputError(f"unknown VGGT option(s) {unknown}; known: {sorted(names)}")
     cfg = replace(VGGTConfig(), **overrides)
-    return build_model(VGGT, cfg, device, weights, dtype, None, hf_hint=HF_REPO, ignore_prefixes=("track_head.",))
+    return build_model(
+        VGGT,
+        cfg,
+        device,
+        weights,
+        dtype,
+        None,
+        allow_download=allow_download,
+        ignore_prefixes=("track_head.",),
+    )

@@ -31,9 +31,13 @@ def _act(x: torch.Tensor, kind: str) -> torch.Tensor:
     raise ValueError(f"unknown activation {kind!r}")
 
 
-def activate_pose(enc: torch.Tensor, trans_act: str = "linear", quat_act: str = "linear", fl_act: str = "relu") -> torch.Tensor:
+def activate_pose(
+    enc: torch.Tensor, trans_act: str = "linear", quat_act: str = "linear", fl_act: str = "relu"
+) -> torch.Tensor:
     """Apply the per-part activations to a raw ``[..., 9]`` encoding."""
-    return torch.cat((_act(enc[..., :3], trans_act), _act(enc[..., 3:7], quat_act), _act(enc[..., 7:], fl_act)), dim=-1)
+    return torch.cat(
+        (_act(enc[..., :3], trans_act), _act(enc[..., 3:7], quat_act), _act(enc[..., 7:], fl_act)), dim=-1
+    )
 
 
 class CameraHead(nn.Module):
@@ -74,7 +78,9 @@ class CameraHead(nn.Module):
         self.adaln_norm = nn.LayerNorm(dim_in, elementwise_affine=False, eps=1e-6)
         self.pose_branch = Mlp(dim_in, dim_in // 2, self.target_dim)
 
-    def forward(self, aggregated_tokens_list: Sequence[torch.Tensor], num_iterations: int = 4) -> list[torch.Tensor]:
+    def forward(
+        self, aggregated_tokens_list: Sequence[torch.Tensor], num_iterations: int = 4
+    ) -> list[torch.Tensor]:
         """``aggregated_tokens_list[-1]`` is ``[B, S, T, 2C]``; returns ``num_iterations`` tensors ``[B, S, 9]``."""
         tokens = self.token_norm(aggregated_tokens_list[-1][:, :, 0])  # B, S, 2C
         b, s, _ = tokens.shape

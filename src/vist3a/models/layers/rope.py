@@ -10,7 +10,9 @@ import torch
 from torch import nn
 
 
-def grid_positions(batch: int, height: int, width: int, device: torch.device | str | None = None) -> torch.Tensor:
+def grid_positions(
+    batch: int, height: int, width: int, device: torch.device | str | None = None
+) -> torch.Tensor:
     """Integer (row, col) of every patch of an ``height x width`` grid, row-major: ``[batch, H*W, 2]``."""
     rows = torch.arange(height, device=device)
     cols = torch.arange(width, device=device)
@@ -29,7 +31,9 @@ class RotaryPositionEmbedding2D(nn.Module):
         super().__init__()
         self.frequency = float(frequency)
 
-    def _cos_sin(self, dim: int, length: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    def _cos_sin(
+        self, dim: int, length: int, device: torch.device, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         exponents = torch.arange(0, dim, 2, device=device).float() / dim
         inv_freq = 1.0 / (self.frequency**exponents)  # dim/2
         positions = torch.arange(length, device=device, dtype=inv_freq.dtype)
@@ -42,7 +46,9 @@ class RotaryPositionEmbedding2D(nn.Module):
         half = x.shape[-1] // 2
         return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
-    def _rope_1d(self, x: torch.Tensor, pos: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def _rope_1d(
+        self, x: torch.Tensor, pos: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+    ) -> torch.Tensor:
         c = nn.functional.embedding(pos, cos)[:, None]  # B, 1, N, d
         s = nn.functional.embedding(pos, sin)[:, None]
         return x * c + self._rotate_half(x) * s
