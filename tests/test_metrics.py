@@ -229,6 +229,8 @@ def test_lpips_wrong_weights_are_clear_errors(tmp_path, monkeypatch):
     monkeypatch.delenv("VIST3A_LPIPS_WEIGHTS", raising=False)
     with pytest.raises(MissingWeightsError, match="vgg16-397923af.pth"):
         find_lpips_weights()
+    with pytest.raises(MissingWeightsError, match="not found: /no/such.pth"):
+        find_lpips_weights(vgg_path="/no/such.pth")
 
 
 # ------------------------------------------------------------------------------------------ CLI

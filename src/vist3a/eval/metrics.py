@@ -307,6 +307,9 @@ def find_lpips_weights(
     the installed ``lpips`` package's ``weights/v0.1/vgg.pth``. Raises :class:`MissingWeightsError`
     with one message naming both files and where to put them.
     """
+    for given, what in ((vgg_path, "VGG16"), (lin_path, "LPIPS linear-layer")):
+        if given is not None and not Path(given).is_file():
+            raise MissingWeightsError(f"{what} weights file not found: {given}")
     hub = _hub_checkpoints()
     vgg_cands = [vgg_path, os.environ.get("VIST3A_VGG16_WEIGHTS"), hub / TORCHVISION_VGG16_FILE]
     lin_cands: list[str | os.PathLike[str] | None] = [lin_path, os.environ.get("VIST3A_LPIPS_WEIGHTS"), hub / LPIPS_VGG_FILE]
