@@ -153,6 +153,9 @@ def run_metrics(args: argparse.Namespace) -> int:
         check_output_path(args.out)
         if Path(args.out).suffix.lower() not in (".csv", ".json"):
             raise InputError(f"--out must end in .csv or .json, got {args.out}")
+    for given in (args.vgg_weights, args.lpips_weights):
+        if given and not Path(given).is_file():
+            raise InputError(f"weights file not found: {given}")
     lpips = None
     if not args.no_lpips:
         device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
