@@ -261,17 +261,19 @@ def test_zero_padding_rows_match_torch_zero_padding():
 
 
 # ------------------------------------------------------------------------------------------- the command
-def _write_clips(root, n_scenes: int, n_frames: int, size: int = 40):
+def _write_clips(root, n_scenes: int, n_frames: int, size: int = 40, dl3dv: bool = False):
+    """Scenes of smoothly moving colour fields: ``root/scene_i/000.png`` or DL3DV's ``root/1K/scene_i/images_4/``."""
     from PIL import Image
 
     g = torch.Generator().manual_seed(7)
     for s in range(n_scenes):
-        d = root / f"scene_{s}"
+        d = root / "1K" / f"scene_{s}" / "images_4" if dl3dv else root / f"scene_{s}"
         d.mkdir(parents=True)
-        base = F.interpolate(torch.rand(1, 3, 4, 4, generator=g), size=(size, size), mode="bilinear")
+        base = F.interpolate(torch.rand(1, 3, 4, 4, generator=g), size=(size, size + 8), mode="bilinear")
         for f in range(n_frames):
             frame = torch.roll(base, shifts=f, dims=-1)[0].permute(1, 2, 0)
-            Image.fromarray((frame * 255).byte().numpy()).save(d / f"{f:03d}.png")
+            name = f"frame_{f + 1:05d}.png" if dl3dv else f"{f:03d}.png"
+            Image.fromarray((frame * 255).byte().numpy()).save(d / name)
 
 
 class _FakeVideo(torch.nn.Module):
@@ -363,6 +365,13 @@ def test_stitch_search_command(tmp_path, capsys, monkeypatch):
     assert state["weight"].shape == (32, 16, 3, 3, 3) and meta["layer"] == "enc_blocks_1"
     with Image.open(out / "mse_vs_depth.png") as img:
         assert img.format == "PNG"
+    # the DL3DV loader (with its own 56² feedforward crop) feeds the same pipeline
+    _write_clips(tmp_path / "dl3dv", n_scenes=3, n_frames=6, dl3dv=True)
+    argv = _search_argv(tmp_path / "dl3dv", tmp_path / "search_dl3dv")
+    argv[argv.index("--dataset") + 1] = f"dl3dv:{tmp_path / 'dl3dv'}"
+    assert main([*argv, "--window", "6", "--protocol", "official", "--no-plot"]) == 0
+    assert json.loads((tmp_path / "search_dl3dv" / "report.json").read_text())["train_clips"] == 2
+    capsys.readouterr()
     # a spec that does not fit the two models fails with one line naming a spec that would
     assert main(_search_argv(tmp_path / "clips", out, spec="conv3d_k3x3x3_o32_p1x1x1")) == 1
     assert "try conv3d_k3x3x3_o32_s1x2x2_p1x1x1" in capsys.readouterr().err

@@ -87,6 +87,12 @@ def _register_search(steps: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--recon-resolution", type=int, help="reconstruction input side (default: the preset's, 448 / 224)"
     )
+    p.add_argument(
+        "--protocol",
+        choices=("default", "official"),
+        default="default",
+        help="DL3DV/ScanNet preprocessing: default (antialiased resize) or official (as the VIST3A loaders)",
+    )
     p.add_argument("--batch-size", type=int, default=1, help="clips per forward pass")
     p.add_argument("--seed", type=int, default=0, help="seed of the clip sampling and the posterior samples")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
@@ -107,11 +113,19 @@ def parse_dataset_arg(text: str) -> tuple[str, Path]:
     return kind, path
 
 
-def make_dataset(specs: Sequence[str], frames: int, window: int, size: int) -> torch.utils.data.Dataset:
+def make_dataset(
+    specs: Sequence[str],
+    frames: int,
+    window: int,
+    size: int,
+    recon_size: int | None = None,
+    protocol: str = "default",
+) -> torch.utils.data.Dataset:
     """The clip source: DL3DV / ScanNet / frame folders at the VAE resolution, concatenated in order.
 
-    Each item has ``images`` ``[V, 3, size, size]`` in [0, 1] (aspect-preserving resize + centre crop).
-    Random windows come from torch's global RNG (seeded by the caller), as the official loaders do.
+    Each item has ``images`` ``[V, 3, size, size]`` in [0, 1] (aspect-preserving resize + centre crop)
+    and, for DL3DV / ScanNet, ``feedforward_images`` (the same crop at ``recon_size``, resized as the
+    loaders' ``protocol`` says). Random windows come from torch's global RNG (seeded by the caller).
     """
     from vist3a.data import FramesDataset
     from vist3a.data.dl3dv import DL3DVDataset
@@ -121,9 +135,23 @@ def make_dataset(specs: Sequence[str], frames: int, window: int, size: int) -> t
     for text in specs:
         kind, root = parse_dataset_arg(text)
         if kind == "dl3dv":
-            ds = DL3DVDataset(root, num_views=frames, window=(frames, window), size=size)
+            ds = DL3DVDataset(
+                root,
+                num_views=frames,
+                window=(frames, window),
+                size=size,
+                feedforward_size=recon_size,
+                protocol=protocol,
+            )
         elif kind == "scannet":
-            ds = ScanNetDataset(root, num_views=frames, window=(frames, window), size=size)
+            ds = ScanNetDataset(
+                root,
+                num_views=frames,
+                window=(frames, window),
+                size=size,
+                feedforward_size=recon_size,
+                protocol=protocol,
+            )
         else:
             ds = FramesDataset(root, num_frames=frames, size=size)
         if len(ds) == 0:
@@ -250,11 +278,26 @@ def _build(preset: str, device: torch.device, weights: str | None, **extra: Any)
     return model
 
 
-def _batches(dataset: Any, indices: list[int], batch_size: int) -> Iterator[torch.Tensor]:
-    """``[B, V, 3, H, W]`` image batches of the given items."""
+def _batches(
+    dataset: Any, indices: list[int], batch_size: int, recon_size: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``(VAE images [B, V, 3, S, S], reconstruction images [B, V, 3, R, R])`` in [0, 1] per batch.
+
+    The reconstruction images are the loader's ``feedforward_images`` when it gives them, else the same
+    crop resized (antialiased bilinear) to ``recon_size``.
+    """
     for start in range(0, len(indices), batch_size):
         items = [dataset[i] for i in indices[start : start + batch_size]]
-        yield torch.stack([it["images"] for it in items])
+        vae = torch.stack([it["images"] for it in items])
+        recs = []
+        for it in items:
+            rec = it.get("feedforward_images")
+            if rec is None or tuple(rec.shape[-2:]) != (recon_size, recon_size):
+                rec = F.interpolate(
+                    it["images"], size=(recon_size, recon_size), mode="bilinear", antialias=True
+                )
+            recs.append(rec.clamp(0, 1))
+        yield vae, torch.stack(recs)
 
 
 # ---------------------------------------------------------------------------------------------- command
@@ -292,7 +335,7 @@ def run_search(args: argparse.Namespace) -> int:
 
     _check_pair(spec, video, recon, args.frames, size, recon_size, patch, time_factor)  # before any data
 
-    dataset = make_dataset(args.dataset, args.frames, window, size)
+    dataset = make_dataset(args.dataset, args.frames, window, size, recon_size, args.protocol)
     g = torch.Generator().manual_seed(args.seed)
     splits = split_indices(len(dataset), args.clips, args.val_clips, g)
     search = LayerSearch(spec, layers, ridge=args.ridge, time_factor=time_factor, device=device)
@@ -304,15 +347,11 @@ def run_search(args: argparse.Namespace) -> int:
     encode_kwargs = {"generator": post} if "generator" in inspect.signature(video.encode).parameters else {}
     with torch.no_grad(), tqdm(total=args.clips + args.val_clips, unit="clip", desc="layer search") as bar:
         for split in ("train", "val"):
-            for images in _batches(dataset, splits[split], args.batch_size):
+            for images, rec in _batches(dataset, splits[split], args.batch_size, recon_size):
                 images = images.to(device)
-                latent = video.encode(
-                    images.permute(0, 2, 1, 3, 4) * 2 - 1, **encode_kwargs
-                )  # B,C,T',h,w raw
-                rec = F.interpolate(
-                    images.flatten(0, 1), size=(recon_size, recon_size), mode="bilinear", antialias=True
-                ).clamp_(0, 1)
-                taps = recon_taps(recon, rec.view(*images.shape[:3], recon_size, recon_size), layers)
+                video_in = images.permute(0, 2, 1, 3, 4) * 2 - 1  # B, 3, T, H, W in [-1, 1]
+                latent = video.encode(video_in, **encode_kwargs)  # raw posterior sample [B, C, T', h, w]
+                taps = recon_taps(recon, rec.to(device), layers)  # {layer: [B, V, P, D]}
                 search.update(latent, taps, split=split)
                 bar.update(images.shape[0])
     paths = search.save(args.out, plot=not args.no_plot)
