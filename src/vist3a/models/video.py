@@ -631,14 +631,24 @@ def _check_config(module: nn.Module, expected: dict[str, Any], preset: str, keys
 
 
 def _build_random(cls: Any, config: dict[str, Any], device: torch.device, dtype: Any, seed: int | None) -> nn.Module:
+    """Random init from ``config`` directly on ``device`` (and in ``dtype``: a 14B DiT never exists in fp32)."""
+
+    def make() -> nn.Module:
+        old = torch.get_default_dtype()
+        if dtype is not None and dtype.is_floating_point:
+            torch.set_default_dtype(dtype)
+        try:
+            with torch.device(device):
+                return cls(**config)
+        finally:
+            torch.set_default_dtype(old)
+
     if seed is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            with torch.device(device):
-                m = cls(**config)
+            m = make()
     else:
-        with torch.device(device):
-            m = cls(**config)
+        m = make()
     if dtype is not None:
         m.to(dtype)
     return m.eval()
