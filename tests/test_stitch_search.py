@@ -178,6 +178,29 @@ def test_memory_does_not_grow_with_clips():
     assert held == 2 * (d * d + d + len(LAYERS) * (d * 6 + 12))
 
 
+def test_merged_searches_equal_one_search():
+    """Moments from two workers, merged, equal one search over all clips (multi-process extraction)."""
+    conv = _known_conv(SPEC)
+    whole, first, second = (LayerSearch(SPEC, LAYERS) for _ in range(3))
+    for i, (z, g) in enumerate(_clip_batches(4, 1, seed=45)):
+        taps = _planted_tokens(conv, z, g)
+        split = "val" if i == 3 else "train"
+        whole.update(z, taps, split=split)
+        (first if i < 2 else second).update(z, taps, split=split)
+    first.merge(second)
+    for name in LAYERS:
+        torch.testing.assert_close(first.fit()[name][0], whole.fit()[name][0])
+    merged, ref = first.report(), whole.report()
+    assert merged.best_layer == ref.best_layer and (merged.train_clips, merged.val_clips) == (3, 1)
+    for a, b in zip(merged.layers, ref.layers, strict=True):
+        assert (a.train_rows, a.val_rows) == (b.train_rows, b.val_rows)
+        assert a.train_mse == pytest.approx(b.train_mse, rel=1e-9) and a.val_mse == pytest.approx(
+            b.val_mse, rel=1e-9
+        )
+    with pytest.raises(InputError, match="same spec"):
+        first.merge(LayerSearch(SPEC, LAYERS[:2]))
+
+
 def test_conv2d_spec_and_token_layouts_agree():
     """A per-frame conv2d is recovered, and [B,T,h,w,D] tokens give the same fit as [B,T,h*w,D]."""
     spec = "conv2d_k3_o6_s2_p1"

@@ -243,6 +243,44 @@ class LayerSearch:
             raise InputError(f"tokens of {name}: {exc}") from None
         return y.reshape(batch, *tok)
 
+    def merge(self, other: LayerSearch) -> LayerSearch:
+        """Add another search's moments to this one (e.g. from another process or GPU); returns self.
+
+        Both must have the same spec, layers, λ and latent channels. Sums are exact, so searching two
+        halves of the data and merging equals searching all of it.
+        """
+        if (str(other.spec), other.layers, other.time_factor) != (
+            str(self.spec),
+            self.layers,
+            self.time_factor,
+        ):
+            raise InputError("can only merge searches with the same spec, candidate layers and time factor")
+        if other.in_channels is None:
+            return self
+        if self.in_channels is None:
+            self.in_channels = other.in_channels
+            self.device = self.device or other.device
+        elif other.in_channels != self.in_channels:
+            raise InputError(f"cannot merge: latent channels {other.in_channels} != {self.in_channels}")
+        for split, theirs in other._design.items():
+            dev = self.device
+            if split not in self._design:
+                self._design[split] = DesignMoments(self.design_dim, dev)
+                for name in self.layers:
+                    out_dim = other._targets[split][name].out_dim
+                    self._targets[split][name] = TargetMoments(self.design_dim, out_dim, dev)
+            mine = self._design[split]
+            mine.n += theirs.n
+            mine.x_sum += theirs.x_sum.to(mine.x_sum.device)
+            mine.xtx += theirs.xtx.to(mine.xtx.device)
+            for name in self.layers:
+                a, b = self._targets[split][name], other._targets[split][name]
+                for field_name in ("y_sum", "y_sq", "xty"):
+                    getattr(a, field_name).add_(getattr(b, field_name).to(a.xty.device))
+            self.clips[split] += other.clips[split]
+        self._fits.clear()
+        return self
+
     # -------------------------------------------------------------------------------------- fit/score
     def fit(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Solve every layer's ridge problem on the training moments: ``{layer: (W [d, D], b [D])}``."""
