@@ -385,7 +385,7 @@ class LayerSearch:
             paths[f"init/{name}"] = save_init(
                 out / f"init_{name}.safetensors", self.layer_state_dict(name), self.spec, name, self.ridge
             )
-        data = report.to_dict()
+        data = _finite_or_none(report.to_dict())
         data["init_files"] = {name: f"init_{name}.safetensors" for name in self.layers}
         paths["report_json"] = atomic_write_text(out / "report.json", json.dumps(data, indent=2) + "\n")
         paths["report_csv"] = atomic_write_text(out / "report.csv", report_csv(report))
@@ -395,6 +395,17 @@ class LayerSearch:
 
 
 # ----------------------------------------------------------------------------------------------- files
+def _finite_or_none(obj: Any) -> Any:
+    """NaN/inf -> None, recursively, so report.json stays strict JSON (R² is NaN for constant targets)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite_or_none(v) for v in obj]
+    return obj
+
+
 def report_csv(report: SearchReport) -> str:
     """One row per layer: layer, depth, train/val MSE and R², rows, and whether it is the best."""
     buf = io.StringIO()
@@ -533,6 +544,7 @@ def _plot_pil(depths: list[int], series: dict[str, list[float]], best: int, titl
         draw.text((w - right - 120, top + 6 + 14 * row), label, fill=color)
     draw.text((left, 12), title, fill="black")
     draw.text((w // 2 - 30, h - 18), "layer depth", fill="black")
+    draw.text((4, top - 14), "MSE", fill="black")
     with atomic_path(path) as tmp:
         img.save(tmp, format="PNG")
     return path
