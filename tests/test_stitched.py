@@ -93,7 +93,7 @@ def test_official_checkpoint_merge_equals_unmerged_peft(mini):
     student.add_lora("r2,a4")
     official: dict[str, object] = {"lora": {}}
     with torch.no_grad():
-        for name, mod in student.named_modules():
+        for name, _mod in student.named_modules():
             if not name.endswith(".lora_B"):
                 continue
             owner = name[: -len(".lora_B")]

@@ -134,3 +134,14 @@ def test_gloo_ddp_matches_single_process():
     for r in range(world):
         torch.testing.assert_close(out[r][:4], ref, rtol=1e-5, atol=1e-6)
         assert out[r][4].item() == pytest.approx(0.5)  # mean of ranks 0 and 1
+
+
+def test_atomic_output_gets_umask_mode(tmp_path):
+    import os
+
+    from vist3a.io_utils import atomic_write_text
+
+    p = atomic_write_text(tmp_path / "x.txt", "hi")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (p.stat().st_mode & 0o777) == (0o666 & ~umask)
