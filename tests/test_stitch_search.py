@@ -232,6 +232,11 @@ def test_update_rejects_bad_input():
         search.update(z, {"a": good, "b": torch.randn(1, 5, 64, 7)})
     with pytest.raises(InputError, match=r"\[B, C, T', h, w\]"):
         search.update(z[0], {"a": good, "b": good})
+    bad = good.clone()
+    bad[0, 1, 2, 3] = float("nan")
+    with pytest.raises(InputError, match="tokens of b contain NaN"):
+        search.update(z, {"a": good, "b": bad})
+    assert search.in_channels is None and not search.accumulator_shapes()  # nothing half-added
     search.update(z, {"a": good, "b": good})
     with pytest.raises(InputError, match="earlier batches had 4"):
         search.update(torch.randn(1, 3, T_LAT, H, H), {"a": good, "b": good})

@@ -118,7 +118,7 @@ class LayerSearch:
         time_factor: the VAE's temporal compression; latents are upsampled to ``(T'-1)*time_factor+1``.
         device: where the float64 moments live (default: the device of the first latent).
 
-    Memory: one XᵀX [d+1]² per split plus XᵀY [d, D] per layer and split, e.g. 24 layers × 2 splits ×
+    Memory: one XᵀX [d, d] per split plus XᵀY [d, D] per layer and split, e.g. 24 layers × 2 splits ×
     720×1024 float64 ≈ 280 MB at the official size, independent of the number of clips.
     """
 
@@ -182,18 +182,20 @@ class LayerSearch:
                 f"tokens must hold exactly the candidate layers; missing {missing}, unexpected {extra}"
             )
         b, c = latent.shape[:2]
-        if self.in_channels is None:
-            self.in_channels = c
-        elif c != self.in_channels:
+        if self.in_channels is not None and c != self.in_channels:
             raise InputError(f"latent has {c} channels, earlier batches had {self.in_channels}")
-        if self.device is None:
-            self.device = latent.device
         if not torch.isfinite(latent).all():
             raise InputError("latent contains NaN or Inf")
         grid = layer_output_grid(self.spec, tuple(latent.shape[1:]), self.time_factor)  # T, h_tok, w_tok, D
         taps = {
             name: self._token_grid(name, tokens[name], b, tuple(latent.shape[1:])) for name in self.layers
         }
+        for name, y in taps.items():  # validate everything before touching the moments
+            if not torch.isfinite(y).all():
+                raise InputError(f"tokens of {name} contain NaN or Inf")
+        self.in_channels = c
+        if self.device is None:
+            self.device = latent.device
 
         if split not in self._design:
             self._design[split] = DesignMoments(self.design_dim, self.device)
@@ -207,10 +209,7 @@ class LayerSearch:
             x = im2col(x_up[i : i + 1], self.spec)  # rows (T, h_tok, w_tok), d columns
             design.add(x)
             for name in self.layers:
-                y = taps[name][i].reshape(-1, grid[3])
-                if not torch.isfinite(y).all():
-                    raise InputError(f"tokens of {name} contain NaN or Inf")
-                targets[name].add(x, y)
+                targets[name].add(x, taps[name][i].reshape(-1, grid[3]))
         self.clips[split] += b
         self._fits.clear()
 
