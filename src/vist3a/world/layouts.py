@@ -9,7 +9,7 @@ Each layout stores cameras exactly as the real dataset does; the conversions fro
   ``images_4`` files written here (as in DL3DV-ALL-960P); a loader scales K by
   ``image_width / w``. ``file_path`` is ``images/frame_XXXXX.png`` as in the real files.
 - **ScanNet** (SensReader export) ``<root>/scans/<scene>/frames/color/<i>.jpg``,
-  ``depth/<i>.png`` (uint16 millimetres, 0 = no depth), ``pose/<i>.txt`` (4×4 camera-to-world,
+  ``depth/<i>.png`` (uint16 millimetres, 0 = no depth: sky or beyond 65.535 m), ``pose/<i>.txt`` (4×4 camera-to-world,
   OpenCV axes, world z up), ``intrinsic/intrinsic_color.txt`` and ``intrinsic_depth.txt`` (4×4,
   pixel K padded), ``intrinsic/extrinsic_color.txt`` and ``extrinsic_depth.txt`` (identity).
 - **RealEstate10K** as the NVS evaluation reads it: ``<root>/<seq>/annotations.json``, a list of
@@ -153,7 +153,8 @@ def write_scannet(root: Path, sample: WorldSample, render: WorldRender) -> str:
     cams = sample.cameras
     for i in range(len(cams)):
         _save_image(frames / "color" / f"{i}.jpg", _to_uint8(render.rgb[i]), quality=95)
-        mm = (render.depth[i].detach().cpu().double() * 1000.0).round().clamp(0, 65535).numpy().astype(np.uint16)
+        mm = (render.depth[i].detach().cpu().double() * 1000.0).round()
+        mm = torch.where(mm > 65535, torch.zeros_like(mm), mm).numpy().astype(np.uint16)  # beyond range: invalid (0)
         _save_image(frames / "depth" / f"{i}.png", mm)
         _write_txt_matrix(frames / "pose" / f"{i}.txt", cams.c2w[i].double())
     k4 = torch.eye(4, dtype=torch.float64)
