@@ -54,7 +54,7 @@ def camera_rays(cameras: Cameras) -> tuple[torch.Tensor, torch.Tensor]:
     Directions are *not* normalised: each is ``R · K⁻¹ (u, v, 1)``, so its camera-frame z is 1 and the
     ray parameter ``t`` of a hit equals the hit's z-depth.
     """
-    n, h, w = len(cameras), cameras.height, cameras.width
+    h, w = cameras.height, cameras.width
     dev, dt = cameras.c2w.device, cameras.c2w.dtype
     v, u = torch.meshgrid(
         torch.arange(h, device=dev, dtype=dt) + 0.5, torch.arange(w, device=dev, dtype=dt) + 0.5, indexing="ij"

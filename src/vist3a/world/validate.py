@@ -7,7 +7,7 @@ import logging
 import numpy as np
 from tqdm import tqdm
 
-from vist3a.world.judge import CATEGORIES, Judge, oracle_detections, questions_for
+from vist3a.world.judge import CATEGORIES, Judge, oracle_detections
 from vist3a.world.sample import make_sample
 
 log = logging.getLogger(__name__)
