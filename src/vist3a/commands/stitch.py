@@ -39,7 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "stitch",
         help="stitch a video VAE to a 3D reconstruction network (search = paper step 1, train = step 2)",
-        description=__doc__.split("\n\n")[0],
+        description="Paper step 1 (search: where to stitch, by closed-form least squares) and step 2 "
+        "(train: fine-tune the stitching layer and LoRA by self-distillation).",
     )
     steps = parser.add_subparsers(dest="stitch_step", metavar="STEP")
     _register_search(steps)
