@@ -105,11 +105,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--slow-seconds", type=float, default=20.0, help="measure once when the warm-up exceeds this")
     ap.add_argument("--skip-seconds", type=float, default=300.0, help="skip larger N once a run exceeded this")
     ap.add_argument("--backward", action="store_true", help="also time forward+backward")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--note", default="", help="a line for the report (e.g. 'CPU shared with other jobs')")
     ap.add_argument("--out", default=None, help="write <out>.json and <out>.md")
     args = ap.parse_args(argv)
 
     device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     backends = args.backends or (["gsplat", "torch"] if device.type == "cuda" else ["torch"])
     modes = ["forward"] + (["forward+backward"] if args.backward else [])
     rows = []

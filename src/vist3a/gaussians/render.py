@@ -147,7 +147,7 @@ def render(
         tile_size: tile edge in pixels; default 16 for gsplat and 8 for torch (fewer wasted pixel ×
             Gaussian pairs on CPU). The image does not depend on it (footprints are exact bounds).
         max_elements: memory bound of the torch backend (tiles × pixels × Gaussians per step);
-            default 2^19 on CPU (2 MB per float32 intermediate, cache-sized) and 2^24 on GPU.
+            default 2^18 on CPU (1 MB per float32 intermediate, cache-sized) and 2^24 on GPU.
     Returns:
         :class:`RenderOutput` with ``rgb [C,3,H,W]``, ``depth [C,1,H,W]``, ``alpha [C,1,H,W]`` in the
         scene's dtype (float32 for half-precision scenes).
@@ -204,7 +204,7 @@ def render(
             chosen = "torch"
     if chosen == "torch":
         if max_elements is None:
-            max_elements = 1 << 24 if device.type == "cuda" else 1 << 19
+            max_elements = 1 << 24 if device.type == "cuda" else 1 << 18
         rgb, depth, alpha = render_torch(*args, tile_size=tile_size or 8, max_elements=max_elements, **opts)
 
     rgb = rgb.to(dtype) + (1.0 - alpha.to(dtype)) * bg[:, None, None, :]

@@ -73,7 +73,7 @@ def render_gsplat(
         )
     except torch.cuda.OutOfMemoryError:
         raise
-    except (ImportError, OSError, RuntimeError) as exc:  # kernels failed to build or load
+    except (ImportError, OSError, RuntimeError, AttributeError) as exc:  # kernels failed to build or load (_C is None)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise GsplatUnavailableError(f"gsplat failed ({first}); use backend='torch'") from exc
     return colors[..., :3], colors[..., 3:4], alphas
