@@ -114,6 +114,19 @@ def test_load_views_from_folder_and_errors(tmp_path: Path) -> None:
         load_views([tmp_path / "missing.png"], 28)
 
 
+def test_load_views_samples_a_video(tmp_path: Path) -> None:
+    from vist3a.video_io import write_video
+
+    frames = torch.linspace(0, 1, 10)[:, None, None, None].expand(10, 3, 32, 48).contiguous()
+    write_video(frames, tmp_path / "clip.mp4", fps=10)
+    x = load_views([tmp_path / "clip.mp4"], 28, video_frames=4)
+    assert x.shape == (1, 4, 3, 28, 28)
+    means = x.mean(dim=(0, 2, 3, 4))
+    assert (
+        means[0] < 0.1 and means[-1] > 0.9 and bool((means[1:] > means[:-1]).all())
+    )  # first..last, in order
+
+
 def test_missing_weights_is_one_line(tmp_path: Path, capsys, monkeypatch) -> None:
     imgs = _write_images(tmp_path, 2)
     code = main(["reconstruct", *map(str, imgs), "--model", "anysplat-mini", "--out", str(tmp_path / "o")])

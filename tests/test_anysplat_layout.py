@@ -95,7 +95,7 @@ def _pattern(key: str) -> str:
 
 
 def test_mini_uses_the_same_classes_and_key_patterns(anysplat_meta: AnySplat) -> None:
-    mini = registry.build("anysplat-mini", device="cpu")
+    mini = registry.build("anysplat-mini", device="meta")
     enc = mini.encoder
     assert type(enc.aggregator) is Aggregator and type(enc.aggregator.patch_embed) is DinoV2
     assert type(enc.camera_head) is CameraHead and type(enc.depth_head) is DPTHead
