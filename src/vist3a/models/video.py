@@ -137,6 +137,29 @@ def _param_dtype(m: nn.Module) -> torch.dtype:
     return p.dtype if p is not None else torch.float32
 
 
+def cast_keeping_fp32(model: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """Cast floating parameters and buffers to ``dtype``, except the model's ``_keep_in_fp32_modules``.
+
+    diffusers' ``from_pretrained(torch_dtype=...)`` keeps e.g. the Wan DiT's rope, time embedder,
+    norms and modulation tables in fp32; a plain ``.to(bf16)`` would not. Those stay (or become) fp32.
+    """
+    keep = set(getattr(model, "_keep_in_fp32_modules", None) or [])
+    for mod_name, sub in model.named_modules():
+        for kind in ("_parameters", "_buffers"):
+            store = getattr(sub, kind)
+            for n, t in list(store.items()):
+                if t is None or not t.is_floating_point():
+                    continue
+                parts = f"{mod_name}.{n}".split(".")
+                target = torch.float32 if keep.intersection(parts) else dtype
+                if t.dtype != target:
+                    if kind == "_parameters":
+                        t.data = t.data.to(target)
+                    else:
+                        store[n] = t.to(target)
+    return model
+
+
 def _empty_cache(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -382,7 +405,9 @@ class VideoModel(nn.Module):
             raise InputError(f"text embeddings must be [B,L,{dit.config.text_dim}], got {tuple(emb.shape)}")
         if emb.shape[0] != z.shape[0]:
             raise InputError(f"batch of latents ({z.shape[0]}) and text embeddings ({emb.shape[0]}) differ")
-        dev, dt = _param_device(dit), _param_dtype(dit)
+        pe = getattr(dit, "patch_embedding", None)
+        dev = _param_device(dit)
+        dt = pe.weight.dtype if pe is not None else _param_dtype(dit)  # compute dtype (some modules stay fp32)
         t = torch.as_tensor(timestep, device=dev, dtype=torch.float32).flatten()
         if t.numel() == 1:
             t = t.expand(z.shape[0])
@@ -549,9 +574,13 @@ class VideoModel(nn.Module):
             self.text_encoder.disable_cpu_offload()
 
     def enable_bf16(self, vae: bool = False) -> None:
-        """Cast the DiT and text encoder to bfloat16 (the VAE too when ``vae=True``; default keeps it fp32)."""
+        """Cast the DiT and text encoder to bfloat16 (the VAE too when ``vae=True``; default keeps it fp32).
+
+        The DiT's ``_keep_in_fp32_modules`` (rope, time embedder, norms, modulation) stay fp32, as with
+        diffusers' ``from_pretrained(torch_dtype=torch.bfloat16)``.
+        """
         if self.transformer is not None:
-            self.transformer.to(torch.bfloat16)
+            cast_keeping_fp32(self.transformer, torch.bfloat16)
         if self.text_encoder is not None:
             self.text_encoder.encoder.to(torch.bfloat16)
         if vae:
@@ -650,7 +679,7 @@ def _build_random(cls: Any, config: dict[str, Any], device: torch.device, dtype:
     else:
         m = make()
     if dtype is not None:
-        m.to(dtype)
+        cast_keeping_fp32(m, dtype)
     return m.eval()
 
 
