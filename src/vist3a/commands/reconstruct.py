@@ -107,8 +107,8 @@ def _read_video(path: Path, count: int) -> list[np.ndarray]:
     return [frames[i] for i in idx]
 
 
-def load_views(inputs: Sequence[str | os.PathLike[str]], size: int, video_frames: int = 8) -> torch.Tensor:
-    """Image files, folders of images or one video → ``[1, V, 3, size, size]`` in [0, 1]."""
+def collect_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """Expand folders into their images (sorted); check that everything exists; one video or images."""
     paths: list[Path] = []
     for item in inputs:
         p = Path(item).expanduser()
@@ -124,14 +124,21 @@ def load_views(inputs: Sequence[str | os.PathLike[str]], size: int, video_frames
     videos = [p for p in paths if p.suffix.lower() in VIDEO_SUFFIXES]
     if videos and len(paths) > 1:
         raise InputError("give either one video or several images, not both")
+    if not paths:
+        raise InputError("no input views")
+    return paths
+
+
+def load_views(inputs: Sequence[str | os.PathLike[str]], size: int, video_frames: int = 8) -> torch.Tensor:
+    """Image files, folders of images or one video → ``[1, V, 3, size, size]`` in [0, 1]."""
+    paths = collect_inputs(inputs)
+    videos = [p for p in paths if p.suffix.lower() in VIDEO_SUFFIXES]
     if videos:
         if video_frames < 2:
             raise InputError(f"--frames must be at least 2, got {video_frames}")
         arrays = _read_video(videos[0], video_frames)
     else:
         arrays = [_read_image(p) for p in paths]
-    if len(arrays) < 1:
-        raise InputError("no input views")
     return torch.stack([center_crop_resize(a, size) for a in arrays])[None]
 
 
@@ -194,6 +201,7 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise InputError(f"--out must be a folder, got the file {out}")
     device = _device(args.device)
+    collect_inputs(args.inputs)  # fail on a missing input before loading a large model
     model = load_model(args.model, args.weights, device, args.random_weights, args.offline)
     size = args.size or model.config.image_size
     if size % model.config.patch_size:

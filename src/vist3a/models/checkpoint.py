@@ -44,21 +44,46 @@ def _hf_resolve(repo_id: str, allow_download: bool) -> Path:
     hint = (
         f"weights {repo_id!r} are not on this machine: download "
         f"https://huggingface.co/{repo_id}/resolve/main/model.safetensors (e.g. `huggingface-cli download {repo_id}`) "
-        f"into a folder and pass that folder as --model/weights"
+        f"into a folder and pass the folder as `--model FOLDER` (CLI) or `weights=FOLDER`"
     )
     try:
         from huggingface_hub import hf_hub_download
     except ImportError as exc:  # pragma: no cover - dependency
         raise MissingWeightsError(hint) from exc
+    from huggingface_hub.errors import EntryNotFoundError
+
+    names = ("model.safetensors", "model.pt", "pytorch_model.bin")
     errors = []
-    for local_only in (True, False) if allow_download else (True,):
-        for name in ("model.safetensors", "model.pt", "pytorch_model.bin"):
+    for name in names:  # the local cache first
+        try:
+            return Path(hf_hub_download(repo_id, name, local_files_only=True))
+        except Exception as exc:
+            errors.append(f"{name} (cache): {type(exc).__name__}")
+    if allow_download and _hub_reachable():
+        for name in names:
             try:
-                return Path(hf_hub_download(repo_id, name, local_files_only=local_only))
-            except Exception as exc:  # offline, missing file, no such repo, ...
-                errors.append(f"{name}: {type(exc).__name__}")
+                return Path(hf_hub_download(repo_id, name))
+            except EntryNotFoundError:
+                errors.append(f"{name}: not in the repo")
+                continue  # the repo exists; try the next file name
+            except Exception as exc:  # no network, no such repo, no access: stop here
+                errors.append(f"{name}: {type(exc).__name__}: {exc}")
+                break
     log.debug("hugging face lookup of %s failed: %s", repo_id, "; ".join(errors))
     raise MissingWeightsError(hint)
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face endpoint resolves and accepts a TCP connection (fast offline check)."""
+    import socket
+    from urllib.parse import urlparse
+
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def resolve_weights(weights: str | os.PathLike[str], allow_download: bool = True) -> Path:
