@@ -247,3 +247,28 @@ def test_predicted_cameras_are_valid_pinholes(mini: AnySplat, images: torch.Tens
     assert (cams.K[:, 0, 0] > 0).all() and (cams.K[:, 1, 1] > 0).all()
     r = cams.c2w[:, :3, :3]
     torch.testing.assert_close(r @ r.transpose(1, 2), torch.eye(3).expand(3, 3, 3), atol=1e-5, rtol=0)
+
+
+def test_vggt_preset_runs_with_the_same_parts() -> None:
+    torch.manual_seed(0)
+    model = registry.build(
+        "vggt-1b",
+        embed_dim=64,
+        num_heads=1,
+        dino_num_heads=1,
+        depth=2,
+        dino_depth=1,
+        intermediate_layer_idx=(0, 0, 1, 1),
+        camera_trunk_depth=1,
+        camera_num_heads=2,
+        dpt_features=32,
+        dpt_out_channels=(8, 8, 16, 16),
+        pos_embed_img_size=56,
+    )
+    with torch.no_grad():
+        out = model(torch.rand(1, 2, 3, 42, 56))  # non-square: 3x4 tokens
+    assert out.depth.shape == (1, 2, 42, 56, 1) and out.world_points.shape == (1, 2, 42, 56, 3)
+    assert out.world_points_conf.shape == (1, 2, 42, 56) and (out.world_points_conf > 1).all()
+    # VGGT's focal has no +1e-3: f = (W/2) / tan(fov_w/2).
+    enc = out.pose_enc_list[-1]
+    torch.testing.assert_close(out.K[..., 0, 0], 28 / torch.tan(enc[..., 8] / 2))
