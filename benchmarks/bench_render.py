@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shlex
 import statistics
 import sys
 import time
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         f"- machine: {machine(device)}",
         "- scene: random Gaussians in a unit ball, scale 0.6·N^(-1/3)·lognormal, SH degree 3; one camera at distance 3, fov 60°",
         f"- time: median of {args.repeats} runs after a warm-up (one run when the warm-up exceeded {args.slow_seconds:g} s)",
-        "- command: `python benchmarks/bench_render.py " + " ".join(argv if argv is not None else sys.argv[1:]) + "`",
+        "- command: `python benchmarks/bench_render.py " + shlex.join(argv if argv is not None else sys.argv[1:]) + "`",
     ]
     if args.note:
         header.append(f"- note: {args.note}")
