@@ -147,6 +147,12 @@ def test_lpips_identical_is_zero_and_symmetric(lpips_random):
     assert torch.allclose(d_ab, d_ba, rtol=1e-5)
 
 
+def test_lpips_gradient_reaches_the_input(lpips_random):
+    x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(8), requires_grad=True)
+    lpips_random(x, torch.full((1, 3, 16, 16), 0.5)).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
 def test_lpips_scaling_properties(lpips_random):
     g = torch.Generator().manual_seed(3)
     a, b = torch.rand(1, 3, 16, 16, generator=g), torch.rand(1, 3, 16, 16, generator=g)
