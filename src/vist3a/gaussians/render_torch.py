@@ -242,7 +242,7 @@ def _composite_chunk(
             n_inc = include.sum(-1)  # T, P
             done |= n_inc < include.shape[-1]
         weights = alpha * trans / one_minus * include  # alpha_i * T_i (T in front of i)
-        acc = acc + torch.bmm(weights.flatten(0, 0), features[g])
+        acc = acc + torch.bmm(weights, features[g])  # T, P, F
         last = torch.gather(trans, -1, (n_inc - 1).clamp_min(0)[..., None]).squeeze(-1)
         t = torch.where(n_inc > 0, last, t)
         if bool(done.all()):
@@ -260,7 +260,7 @@ def rasterize(
     width: int,
     height: int,
     tile_size: int = 8,
-    max_elements: int = 1 << 19,
+    max_elements: int = 1 << 18,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Tile-based front-to-back compositing of M screen-space Gaussians.
 
@@ -332,7 +332,7 @@ def render_torch(
     far_plane: float = 1e10,
     antialiased: bool = False,
     tile_size: int = 8,
-    max_elements: int = 1 << 19,
+    max_elements: int = 1 << 18,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Render C cameras with the reference rasteriser.
 
