@@ -112,3 +112,14 @@ def test_corrupt_file_is_a_checkpoint_error(tmp_path: Path) -> None:
     model = registry.build("anysplat-mini", **TINY)
     with pytest.raises(CheckpointError, match="cannot read safetensors"):
         load_weights(model, bad)
+
+
+def test_vggt_checkpoint_with_track_head_loads_without_it() -> None:
+    kw = dict(TINY, pos_embed_img_size=56)
+    kw.pop("intermediate_layer_idx")
+    model = registry.build("vggt-1b", intermediate_layer_idx=(0, 0, 0, 0), **kw)
+    sd = dict(model.state_dict())
+    sd["track_head.tracker.query_ref_token"] = torch.zeros(1, 2, 384)  # official VGGT-1B has a track head
+    loaded = registry.build("vggt-1b", weights=sd, intermediate_layer_idx=(0, 0, 0, 0), **kw)
+    for k, v in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v), k
