@@ -21,13 +21,16 @@ def mini() -> StitchedDecoder:
     return registry.build("stitched-mini")
 
 
-def _inputs(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def _inputs(seed: int = 0, latent_frames: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """A raw latent and its RGB frames; one latent frame (= one view) keeps CPU tests fast."""
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(1, 16, 2, 32, 32, generator=g), torch.rand(1, 5, 3, 224, 224, generator=g)
+    frames = (latent_frames - 1) * 4 + 1
+    return (torch.randn(1, 16, latent_frames, 32, 32, generator=g),
+            torch.rand(1, frames, 3, 224, 224, generator=g))
 
 
 def test_forward_shapes_and_input_errors(mini):
-    latent, images = _inputs()
+    latent, images = _inputs(latent_frames=2)
     out = mini(latent, images, voxelize=False)
     assert out.depth.shape == (1, 5, 224, 224, 1)
     assert len(out.gaussians[0]) == 5 * 224 * 224
