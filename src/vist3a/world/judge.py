@@ -139,17 +139,22 @@ def _hsv(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return h, s, mx
 
 
+def _dilate(mask: np.ndarray, r: int = 2) -> np.ndarray:
+    """Boolean dilation of ``mask [..., H, W]`` by a (2r+1)² square (separable shifts)."""
+    out = mask.copy()
+    for k in range(1, r + 1):
+        out[..., k:, :] |= mask[..., :-k, :]
+        out[..., :-k, :] |= mask[..., k:, :]
+    rows = out.copy()
+    for k in range(1, r + 1):
+        out[..., :, k:] |= rows[..., :, :-k]
+        out[..., :, :-k] |= rows[..., :, k:]
+    return out
+
+
 def _open3(masks: np.ndarray) -> np.ndarray:
     """3×3 morphological opening of boolean masks ``[..., H, W]`` (drops speckles)."""
-    t = torch.from_numpy(masks.astype(np.float32)).reshape(-1, 1, *masks.shape[-2:])
-    er = -torch.nn.functional.max_pool2d(-t, 3, 1, 1)
-    op = torch.nn.functional.max_pool2d(er, 3, 1, 1)
-    return (op > 0.5).reshape(masks.shape).numpy()
-
-
-def _dilate(mask: np.ndarray, r: int = 2) -> np.ndarray:
-    t = torch.from_numpy(mask.astype(np.float32))[None, None]
-    return (torch.nn.functional.max_pool2d(t, 2 * r + 1, 1, r) > 0.5)[0, 0].numpy()
+    return _dilate(~_dilate(~masks, 1), 1)
 
 
 def silhouette_features(mask: np.ndarray, value: np.ndarray) -> dict[str, float]:
@@ -236,11 +241,9 @@ class Judge:
         masks = (best[:, None] == np.arange(len(self.names))[None, :, None, None]) & ok[:, None]
         # The opening drops speckles; keep the raw pixels near what survives so thin parts (a
         # cone's tip) are not eroded away.
-        opened = _open3(masks)
-        near = torch.nn.functional.max_pool2d(
-            torch.from_numpy(opened.astype(np.float32)).reshape(-1, 1, *opened.shape[-2:]), 5, 1, 2
-        ).reshape(opened.shape).numpy() > 0.5
-        return masks & near
+        present = masks.any((0, 2, 3))
+        masks[:, present] &= _dilate(_open3(masks[:, present]), 2)
+        return masks
 
     def detect(
         self, images: torch.Tensor, depth: torch.Tensor | None = None, cameras: Cameras | None = None
