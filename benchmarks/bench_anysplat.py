@@ -21,21 +21,27 @@ from pathlib import Path
 import torch
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def bench(model, views: int, size: int, repeats: int, device: torch.device) -> dict:
     g = torch.Generator(device="cpu").manual_seed(views)
     images = torch.rand(1, views, 3, size, size, generator=g).to(device)
     with torch.no_grad():
         model(images)  # warm-up (kernels, allocator)
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
+        _sync(device)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
         times = []
         for _ in range(repeats):
-            torch.cuda.synchronize(device)
+            _sync(device)
             t0 = time.perf_counter()
             out = model(images)
-            torch.cuda.synchronize(device)
+            _sync(device)
             times.append(time.perf_counter() - t0)
-    peak = torch.cuda.max_memory_allocated(device)
+    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else float("nan")
     n_gauss = len(out.gaussians[0])
     del out
     return {
@@ -58,33 +64,42 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--bf16-aggregator", action="store_true", help="store aggregator weights in bf16 (official)"
     )
+    ap.add_argument("--preset", default="anysplat", choices=["anysplat", "anysplat-mini"])
+    ap.add_argument(
+        "--device", default="cuda", help="cuda (the benchmark) or cpu (a smoke run, no memory numbers)"
+    )
     ap.add_argument("--out", default="benchmarks/results/anysplat.json")
     args = ap.parse_args(argv)
-    if not torch.cuda.is_available():
-        print("bench_anysplat needs a CUDA device", file=sys.stderr)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("bench_anysplat needs a CUDA device (or --device cpu for a smoke run)", file=sys.stderr)
         return 2
-    from vist3a.models.anysplat import anysplat
+    from vist3a import registry
 
-    device = torch.device("cuda")
     t0 = time.perf_counter()
     torch.manual_seed(0)
-    model = anysplat(
+    model = registry.build(
+        args.preset,
         device=device,
         aggregator_dtype=torch.bfloat16 if args.bf16_aggregator else None,
         voxelize=not args.no_voxelize,
     )
     build_s = time.perf_counter() - t0
-    weights_gib = torch.cuda.memory_allocated(device) / 2**30
+    weights_gib = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**30
     rows = []
     for v in args.views:
-        torch.cuda.empty_cache()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
         rows.append(bench(model, v, args.size, args.repeats, device))
         print(f"{v} views: {rows[-1]['time_s_median']:.3f} s, {rows[-1]['peak_mem_gib']:.2f} GiB", flush=True)
     info = {
-        "device": torch.cuda.get_device_name(device),
+        "device": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or "cpu",
+        "preset": args.preset,
         "torch": torch.__version__,
         "python": platform.python_version(),
-        "precision": "aggregator bf16 autocast, heads fp32",
+        "precision": "aggregator bf16 autocast, heads fp32" if device.type == "cuda" else "fp32",
         "aggregator_weights": "bf16" if args.bf16_aggregator else "fp32",
         "voxelize": not args.no_voxelize,
         "weights_gib": weights_gib,
@@ -94,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     print()
     print(
-        f"AnySplat forward, {info['device']}, torch {info['torch']}, {args.size}², random weights, "
+        f"{args.preset} forward, {info['device']}, torch {info['torch']}, {args.size}², random weights, "
         f"{info['precision']}, aggregator weights {info['aggregator_weights']}, voxelize={info['voxelize']}"
     )
     print()
