@@ -103,8 +103,11 @@ class JudgeResult:
     overall: float
 
 
-def questions_for(caption: StructuredCaption) -> list[Question]:
-    """The DPG-style questions a structured caption implies, parents before children."""
+def questions_for(caption: StructuredCaption, ask_size: bool = True) -> list[Question]:
+    """The DPG-style questions a structured caption implies, parents before children.
+
+    ``ask_size=False`` leaves out the size questions (for a judge without depth and cameras).
+    """
     qs: list[Question] = []
     entity_q: dict[int, int] = {}
     for k, o in enumerate(caption.objects):
@@ -112,7 +115,8 @@ def questions_for(caption: StructuredCaption) -> list[Question]:
         qs.append(Question("entity", f"Is there a {o.shape}?", "shape", (k,)))
     for k, o in enumerate(caption.objects):
         qs.append(Question("attribute", f"Is the {o.shape} {o.colour}?", "colour", (k,), (entity_q[k],)))
-        qs.append(Question("attribute", f"Is the {o.colour} {o.shape} {o.size}?", "size", (k,), (entity_q[k],)))
+        if ask_size:
+            qs.append(Question("attribute", f"Is the {o.colour} {o.shape} {o.size}?", "size", (k,), (entity_q[k],)))
     for i, rel, j in caption.relations:
         a, b = caption.objects[i], caption.objects[j]
         qs.append(
@@ -355,11 +359,18 @@ class Judge:
         depth: torch.Tensor | None = None,
         cameras: Cameras | None = None,
     ) -> JudgeResult:
-        """Ask every question of ``caption`` about ``images [V,3,H,W]`` and score DPG-style."""
-        return self.score_detections(self.detect(images, depth, cameras), caption)
+        """Ask every question of ``caption`` about ``images [V,3,H,W]`` and score DPG-style.
 
-    def score_detections(self, dets: dict[str, Detection], caption: StructuredCaption) -> JudgeResult:
-        qs = questions_for(caption)
+        Size questions are asked only when ``depth`` and ``cameras`` are given.
+        """
+        ask_size = depth is not None and cameras is not None
+        return self.score_detections(self.detect(images, depth, cameras), caption, ask_size)
+
+    def score_detections(
+        self, dets: dict[str, Detection], caption: StructuredCaption, ask_size: bool = True
+    ) -> JudgeResult:
+        """Score precomputed detections (see :meth:`detect`) against ``caption``."""
+        qs = questions_for(caption, ask_size)
         answers = [self.answer(q, caption, dets) for q in qs]
         scores = [float(a and all(answers[p] for p in q.parents)) for q, a in zip(qs, answers, strict=True)]
         per: dict[str, float] = {}

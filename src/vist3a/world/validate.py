@@ -44,15 +44,15 @@ def validate_judge(
     per_cat: dict[str, list[float]] = {c: [] for c in CATEGORIES}
     per_kind: dict[str, list[float]] = {}
     for s, d in zip(samples, dets, strict=True):
-        res = judge.score_detections(d, s.caption)
+        res = judge.score_detections(d, s.caption, use_depth)
         for q, a in zip(res.questions, res.answers, strict=True):
             per_cat[q.category].append(float(a))
             per_kind.setdefault(q.kind, []).append(float(a))
     sh_acc, sh_cat, judge_score, chance_score = [], {c: [] for c in CATEGORIES}, [], []
     for k in range(scenes):
         cap = samples[(k + 1) % scenes].caption
-        res = judge.score_detections(dets[k], cap)
-        truth = judge.score_detections(oracles[k], cap)
+        res = judge.score_detections(dets[k], cap, use_depth)
+        truth = judge.score_detections(oracles[k], cap, use_depth)
         for q, a, t in zip(res.questions, res.answers, truth.answers, strict=True):
             sh_acc.append(float(a == t))
             sh_cat[q.category].append(float(a == t))
