@@ -137,3 +137,30 @@ def test_full_voxelised_gaussians(full_run, ref) -> None:
     changed = int((ids != ref_ids).any(-1).sum())
     assert changed <= 0.005 * ids.shape[0]
     assert abs(splats[0].means.shape[1] - 147_775) <= 0.005 * 147_775
+
+
+def test_stitched_entry_rebuilds_the_official_block_input(shared_dir: Path, make_weights) -> None:
+    """VIST3A's stitched model re-adds cls, position embedding and registers to the stitched tokens.
+
+    ``DinoV2.embed_patch_tokens(add_pos_embed=True)`` must give the official first-block input exactly
+    (``stitched_io.safetensors``: ``dino/block_input`` from ``stitch/tokens``).
+    """
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    parity = shared_dir / "reference" / "parity"
+    ckpt = load_file(str(parity / "stitched_checkpoint.safetensors"))
+    dino = DinoV2(depth=0)
+    with torch.no_grad():
+        dino.pos_embed.copy_(
+            make_weights.make_tensor("encoder.aggregator.patch_embed.pos_embed", (1, 1370, 1024))
+        )
+        dino.cls_token.copy_(ckpt["cls_token"])
+        dino.register_tokens.copy_(ckpt["register_tokens"])
+    with safe_open(str(parity / "stitched_io.safetensors"), "pt") as f:
+        tokens = f.get_tensor("stitch/tokens")  # [1, 1024, 5, 16, 16]
+        ref = f.get_tensor("dino/block_input")  # [5, 261, 1024]
+    patches = tokens.permute(0, 2, 3, 4, 1).reshape(5, 256, 1024)  # (b v) (h w) c
+    with torch.no_grad():
+        full = dino.embed_patch_tokens(patches, (16, 16), add_pos_embed=True)
+    assert torch.equal(full, ref)
