@@ -181,7 +181,7 @@ def test_parity_with_official_stitched_decoder(shared_dir):
     from vist3a.models.anysplat import anysplat
 
     base = anysplat(device="cpu", weights=mw.make_state_dict(str(shared_dir / "reference/anysplat_state_dict_manifest.tsv")))
-    dec = StitchedDecoder(base, official_compat=True, latent_grid=(16, 2, 32, 32))
+    dec = StitchedDecoder(base, official_compat=True, latent_grid=(16, 2, 32, 32), image_size=224)
     dec.load_official(parity / "stitched_checkpoint.safetensors", "r4,a8,d0.0,f0")
     io = load_file(str(parity / "stitched_io.safetensors"))
     images = (io["input/feedforward_image"].permute(0, 2, 1, 3, 4) + 1) / 2

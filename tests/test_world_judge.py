@@ -61,11 +61,14 @@ def test_wrong_captions_are_rejected(four_shapes):
 
 
 def test_validation_on_held_out_scenes():
-    res = validate_judge(scenes=10, seed=777, frames=4, size=128, progress=False)
-    assert res["matched_accuracy"] >= 0.9
-    assert res["shuffled_accuracy"] >= 0.9
-    assert abs(res["shuffled_judge_score"] - res["shuffled_chance_score"]) < 0.1
-    assert res["shuffled_chance_score"] < 0.5
+    out = validate_judge(scenes=10, seed=777, frames=4, size=128, progress=False)
+    for mode in ("depth", "images"):
+        res = out[mode]
+        assert res["matched_accuracy"] >= 0.9
+        assert res["shuffled_accuracy"] >= 0.9
+        assert abs(res["shuffled_judge_score"] - res["shuffled_chance_score"]) < 0.1
+        assert res["shuffled_chance_score"] < 0.5
+    assert "size" in out["depth"]["matched_per_kind"] and "size" not in out["images"]["matched_per_kind"]
 
 
 def test_bad_inputs():

@@ -31,7 +31,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     jv.add_argument("--seed", type=int, default=12345, help="held-out set seed")
     jv.add_argument("--frames", type=int, default=8)
     jv.add_argument("--size", type=int, default=256)
-    jv.add_argument("--no-depth", action="store_true", help="judge from images only (no size questions)")
     jv.add_argument("--out", default=None, help="write the numbers to this JSON file")
     jv.set_defaults(func=_judge_eval)
 
@@ -63,7 +62,7 @@ def _judge_eval(args: argparse.Namespace) -> int:
     from vist3a.io_utils import atomic_write_text
     from vist3a.world.validate import validate_judge
 
-    res = validate_judge(args.scenes, args.seed, args.frames, args.size, use_depth=not args.no_depth)
+    res = validate_judge(args.scenes, args.seed, args.frames, args.size)
     text = json.dumps(res, indent=1)
     if args.out:
         atomic_write_text(args.out, text + "\n")

@@ -329,7 +329,8 @@ class VideoModel(nn.Module):
         Args:
             checkpoint: gradient checkpointing for backpropagating through decoding. For the Wan VAE
                 it runs :func:`~vist3a.models.vae_checkpoint.decode_checkpointed` (per latent frame,
-                equal to the plain decode); other VAEs use their own diffusers checkpointing.
+                equal to the plain decode); other VAEs switch on their diffusers checkpointing, which
+                then stays on for later decodes (undo with ``vae.disable_gradient_checkpointing()``).
             frames_per_segment: latent frames per checkpoint segment (Wan only).
 
         Returns:
@@ -346,15 +347,9 @@ class VideoModel(nn.Module):
                 return torch.cat([decode_checkpointed(self.vae, r, frames_per_segment) for r in raw.split(1)]).float()
             return decode_checkpointed(self.vae, raw, frames_per_segment).float()
         if checkpoint:
-            was = bool(getattr(self.vae, "gradient_checkpointing", False)) or any(
-                getattr(m, "gradient_checkpointing", False) for m in self.vae.modules()
-            )
+            # diffusers' own checkpointing; it stays enabled because the backward pass recomputes
+            # with the same module flags (values are unchanged; only memory and time differ)
             self.vae.enable_gradient_checkpointing()
-            try:
-                return self.vae.decode(raw).sample.float()
-            finally:
-                if not was:
-                    self.vae.disable_gradient_checkpointing()
         return self.vae.decode(raw).sample.float()
 
     # ------------------------------------------------------------------ text

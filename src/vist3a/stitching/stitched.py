@@ -23,7 +23,7 @@ from vist3a.errors import CheckpointError, InputError
 from vist3a.gaussians.cameras import Cameras
 from vist3a.models.anysplat import AnySplat, AnySplatOutput, Reconstruction
 from vist3a.models.dinov2 import parse_tap
-from vist3a.stitching.lora import LoraSpec, inject_lora, official_delta, parse_lora_config
+from vist3a.stitching.lora import LoraSpec, official_delta, parse_lora_config
 from vist3a.stitching.spec import WAN_TIME_FACTOR, StitchGrids, apply_stitching_layer, build_stitching_layer
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ class StitchedDecoder(nn.Module):
         latent_grid: the raw latent grid ``(C, T', h, w)`` the layer is built and checked for.
         time_factor: the VAE's temporal compression (4 for Wan).
         official_compat: re-add the DINO position embedding at the stitch point (official forward).
+        image_size: the reconstruction network's input size (default: its config's); sets the token grid.
     """
 
     def __init__(
@@ -54,6 +55,7 @@ class StitchedDecoder(nn.Module):
         latent_grid: tuple[int, int, int, int] = (16, 4, 64, 64),
         time_factor: int = WAN_TIME_FACTOR,
         official_compat: bool = False,
+        image_size: int | None = None,
     ) -> None:
         super().__init__()
         cfg = recon.config
@@ -64,7 +66,7 @@ class StitchedDecoder(nn.Module):
         self.latent_grid = tuple(latent_grid)
         self.time_factor = time_factor
         self.official_compat = official_compat
-        grid = cfg.image_size // cfg.patch_size
+        grid = (image_size or cfg.image_size) // cfg.patch_size
         frames = (latent_grid[1] - 1) * time_factor + 1
         grids = StitchGrids(latent=self.latent_grid, tokens=(frames, grid, grid, cfg.embed_dim), time_factor=time_factor)
         self.stitching_layer = build_stitching_layer(spec, grids)
