@@ -43,6 +43,12 @@ def test_padding_mask_and_zero_rows_match_an_unpadded_run(minilm: TextEncoder) -
         torch.testing.assert_close(out.embeds[i, :n], ref, atol=1e-5, rtol=1e-4)
 
 
+def test_prompts_are_cleaned_like_wan(minilm: TextEncoder) -> None:
+    a = minilm.encode("  a red\n cube &amp; a  sphere ", cache=False)
+    b = minilm.encode("a red cube & a sphere", cache=False)
+    assert torch.equal(a.embeds, b.embeds)
+
+
 def test_truncation_to_max_length(minilm: TextEncoder) -> None:
     out = minilm.encode(" ".join(["word"] * 100), cache=False)
     assert out.embeds.shape == (1, 16, 384) and bool(out.mask.all())

@@ -1,8 +1,9 @@
 """Text encoders of the video generators: UMT5-XXL (Wan 2.1) and MiniLM-L6 (the mini preset).
 
-Both are ``transformers`` encoders behind one small wrapper, :class:`TextEncoder`, that tokenises with
-padding to a fixed length, runs the encoder with the attention mask, and — as Wan's pipeline does —
-zeroes the embeddings of padding positions, so the DiT (which takes no mask) sees exact zeros there.
+Both are ``transformers`` encoders behind one small wrapper, :class:`TextEncoder`. Like Wan's pipeline
+it cleans each prompt (HTML entities, whitespace), tokenises with padding to a fixed length, runs the
+encoder with the attention mask and zeroes the embeddings of padding positions, so the DiT (which
+takes no mask) sees exact zeros there.
 
 Embeddings can be cached: in memory per prompt (``cache=True``), and on disk as one safetensors file
 (:meth:`TextEncoder.save_cache` / :meth:`TextEncoder.load_cache`), so training on a fixed caption set
@@ -12,6 +13,7 @@ needs the (5.7 B-parameter) UMT5 encoder once.
 from __future__ import annotations
 
 import hashlib
+import html
 import logging
 import os
 from collections.abc import Sequence
@@ -68,6 +70,11 @@ class TextEmbeddings:
     @staticmethod
     def cat(items: Sequence[TextEmbeddings]) -> TextEmbeddings:
         return TextEmbeddings(torch.cat([i.embeds for i in items]), torch.cat([i.mask for i in items]))
+
+
+def clean_prompt(prompt: str) -> str:
+    """Wan's prompt cleaning (minus ftfy): unescape HTML entities twice, collapse whitespace, strip."""
+    return " ".join(html.unescape(html.unescape(prompt)).split())
 
 
 def _key(prompt: str, max_length: int) -> str:
@@ -136,7 +143,7 @@ class TextEncoder(nn.Module):
         bad = [type(p).__name__ for p in prompts if not isinstance(p, str)]
         if bad:
             raise InputError(f"prompts must be strings, got {', '.join(sorted(set(bad)))}")
-        return prompts
+        return [clean_prompt(p) for p in prompts]
 
     @torch.no_grad()
     def _run(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
