@@ -55,7 +55,7 @@ def scene_name(layout: str, sample: WorldSample) -> str:
     if layout == "scannet":
         return f"scene{sample.index:04d}_00"
     if layout == "re10k":
-        return f"{scene_seed(sample.seed, sample.index) & ((1 << 64) - 1):016x}"[-16:]
+        return f"{scene_seed(sample.seed, sample.index):016x}"  # < 2**63: exactly 16 hex digits
     raise InputError(f"unknown layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
 
 
