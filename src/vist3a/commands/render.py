@@ -15,19 +15,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 
 import torch
 
 from vist3a.errors import InputError
+from vist3a.gaussians.cameras import UP_AXES, auto_up  # noqa: F401 - auto_up re-exported for callers
 
 log = logging.getLogger(__name__)
 
-UP_AXES = {
-    "+x": (1.0, 0.0, 0.0), "-x": (-1.0, 0.0, 0.0),
-    "+y": (0.0, 1.0, 0.0), "-y": (0.0, -1.0, 0.0),
-    "+z": (0.0, 0.0, 1.0), "-z": (0.0, 0.0, -1.0),
-}  # fmt: skip
 NAMED_COLORS = {"black": (0.0, 0.0, 0.0), "white": (1.0, 1.0, 1.0), "grey": (0.5, 0.5, 0.5), "gray": (0.5, 0.5, 0.5)}
 
 
@@ -81,28 +76,6 @@ def parse_background(text: str) -> tuple[float, float, float]:
     return values[0], values[1], values[2]
 
 
-def _weighted_quantile(values: torch.Tensor, weights: torch.Tensor, q: float) -> float:
-    """Quantile ``q`` of ``values [N]`` with ``weights [N]`` (the smallest value with cumulative weight ≥ q)."""
-    order = torch.argsort(values)
-    cw = torch.cumsum(weights[order], dim=0)
-    i = int(torch.searchsorted(cw, q * cw[-1]).clamp(max=len(values) - 1))
-    return float(values[order][i])
-
-
-def auto_up(means: torch.Tensor, weights: torch.Tensor) -> tuple[float, float, float]:
-    """+z, unless the splats are flat along y (thinnest principal axis ≈ y and < ¼ of the next): −y."""
-    if means.shape[0] < 4:
-        return UP_AXES["+z"]
-    w = weights / weights.sum()
-    c = means - (w[:, None] * means).sum(0)
-    cov = (w[:, None, None] * c[:, :, None] * c[:, None, :]).sum(0).double()
-    evals, evecs = torch.linalg.eigh(cov)
-    thin = evecs[:, 0]
-    if evals[0] < 0.25 * evals[1] and abs(float(thin[1])) > 0.9:
-        return UP_AXES["-y"]
-    return UP_AXES["+z"]
-
-
 def orbit_for_scene(
     gaussians,  # noqa: ANN001 - Gaussians
     n: int,
@@ -113,27 +86,10 @@ def orbit_for_scene(
     fov_x_deg: float = 60.0,
     up: str = "auto",
 ):  # noqa: ANN201 - Cameras
-    """An orbit of ``n`` cameras placed around ``gaussians`` (see the module docstring)."""
+    """An orbit of ``n`` cameras placed around ``gaussians`` (:meth:`Cameras.orbit_around`)."""
     from vist3a.gaussians.cameras import Cameras
 
-    means = gaussians.means.detach().float().cpu()
-    weights = gaussians.opacities.detach().float().cpu().clamp_min(1e-6)
-    if means.shape[0] == 0:
-        raise InputError("the scene has no splats to render")
-    target = torch.tensor([_weighted_quantile(means[:, k], weights, 0.5) for k in range(3)])
-    up_vec = auto_up(means, weights) if up == "auto" else UP_AXES[up]
-    if radius is None:
-        dist = (means - target).norm(dim=-1)
-        extent = max(_weighted_quantile(dist, weights, 0.9), 1e-3)
-        fov_x = math.radians(fov_x_deg)
-        fov_y = 2 * math.atan(math.tan(fov_x / 2) * height / width)
-        radius = 1.1 * extent / math.sin(min(fov_x, fov_y) / 2)
-    if radius <= 0:
-        raise InputError(f"--radius must be positive, got {radius}")
-    return Cameras.orbit(
-        n, radius=radius, elevation_deg=elevation_deg, target=tuple(target.tolist()), up=up_vec,
-        fov_x_deg=fov_x_deg, width=width, height=height,
-    )  # fmt: skip
+    return Cameras.orbit_around(gaussians, n, width, height, radius, elevation_deg, fov_x_deg, up)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -94,6 +94,36 @@ def slerp(q0: torch.Tensor, q1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.normalize(a * q0 + b * q1, dim=-1)
 
 
+UP_AXES: dict[str, tuple[float, float, float]] = {
+    "+x": (1.0, 0.0, 0.0), "-x": (-1.0, 0.0, 0.0),
+    "+y": (0.0, 1.0, 0.0), "-y": (0.0, -1.0, 0.0),
+    "+z": (0.0, 0.0, 1.0), "-z": (0.0, 0.0, -1.0),
+}  # fmt: skip
+
+
+def weighted_quantile(values: torch.Tensor, weights: torch.Tensor, q: float) -> float:
+    """Quantile ``q`` of ``values [N]`` with ``weights [N]`` (the smallest value with cumulative weight ≥ q)."""
+    order = torch.argsort(values)
+    cw = torch.cumsum(weights[order], dim=0)
+    i = int(torch.searchsorted(cw, q * cw[-1]).clamp(max=len(values) - 1))
+    return float(values[order][i])
+
+
+def auto_up(means: torch.Tensor, weights: torch.Tensor) -> tuple[float, float, float]:
+    """+z, unless the splats ``means [N,3]`` are flat along y (thinnest principal axis ≈ y and < ¼ of the
+    next): −y."""
+    if means.shape[0] < 4:
+        return UP_AXES["+z"]
+    w = weights / weights.sum()
+    c = means - (w[:, None] * means).sum(0)
+    cov = (w[:, None, None] * c[:, :, None] * c[:, None, :]).sum(0).double()
+    evals, evecs = torch.linalg.eigh(cov)
+    thin = evecs[:, 0]
+    if evals[0] < 0.25 * evals[1] and abs(float(thin[1])) > 0.9:
+        return UP_AXES["-y"]
+    return UP_AXES["+z"]
+
+
 @dataclass
 class Cameras:
     """N pinhole cameras sharing one image size.
@@ -222,6 +252,49 @@ class Cameras:
         c2w = look_at(eye, tgt.expand_as(eye), up_t)
         K = intrinsics_from_fov(fov_x_deg, width, height).expand(n, 3, 3).clone()
         return cls(c2w, K, width, height)
+
+    @classmethod
+    def orbit_around(
+        cls,
+        gaussians: object,
+        n: int,
+        width: int = 512,
+        height: int = 512,
+        radius: float | None = None,
+        elevation_deg: float = 20.0,
+        fov_x_deg: float = 60.0,
+        up: str | tuple[float, float, float] = "auto",
+    ) -> Cameras:
+        """``n`` orbit cameras placed around a scene (any object with ``means [N,3]`` and ``opacities [N]``).
+
+        The target is the opacity-weighted per-axis median of the means. Without ``radius`` the orbit
+        is as close as lets the sphere holding 90 % of the (opacity-weighted) splats fill the view.
+        ``up`` is an axis name (``"+z"``, ``"-y"``, ...), a vector, or ``"auto"``: +z unless the splats
+        are flat along y, the signature of a reconstruction in OpenCV camera axes, then −y.
+        """
+        means = gaussians.means.detach().float().cpu()  # type: ignore[attr-defined]
+        weights = gaussians.opacities.detach().float().cpu().clamp_min(1e-6)  # type: ignore[attr-defined]
+        if means.shape[0] == 0:
+            raise InputError("the scene has no splats to place an orbit around")
+        target = torch.tensor([weighted_quantile(means[:, k], weights, 0.5) for k in range(3)])
+        if isinstance(up, str):
+            if up != "auto" and up not in UP_AXES:
+                raise InputError(f"unknown up axis {up!r}; choose auto or one of {', '.join(UP_AXES)}")
+            up_vec = auto_up(means, weights) if up == "auto" else UP_AXES[up]
+        else:
+            up_vec = tuple(float(v) for v in up)  # type: ignore[assignment]
+        if radius is None:
+            dist = (means - target).norm(dim=-1)
+            extent = max(weighted_quantile(dist, weights, 0.9), 1e-3)
+            fov_x = math.radians(fov_x_deg)
+            fov_y = 2 * math.atan(math.tan(fov_x / 2) * height / width)
+            radius = 1.1 * extent / math.sin(min(fov_x, fov_y) / 2)
+        if radius <= 0:
+            raise InputError(f"orbit radius must be positive, got {radius}")
+        return cls.orbit(
+            n, radius=radius, elevation_deg=elevation_deg, target=tuple(target.tolist()), up=up_vec,
+            fov_x_deg=fov_x_deg, width=width, height=height,
+        )  # fmt: skip
 
     def interpolate(self, n: int) -> Cameras:
         """``n`` cameras along the keyframes: slerp of rotations, linear translations and intrinsics.
