@@ -421,3 +421,37 @@ def test_offload_flags_on_cpu_are_harmless(tiny: VideoModel) -> None:
         v = m.velocity(torch.zeros(1, 16, 1, 4, 4), 1.0, torch.zeros(1, 2, 32))
     assert v.shape == (1, 16, 1, 4, 4)
     m.disable_cpu_offload()
+
+
+# ---------------------------------------------------------------------- LoRA on the DiT
+def test_dit_lora_add_save_load_and_merge(tmp_path) -> None:
+    m = _tiny(seed=1)
+    base = {k: v.clone() for k, v in m.transformer.state_dict().items()}
+    n = m.add_dit_lora(rank=4, alpha=8)
+    # r·(in+out) per adapted Linear: 8 projections (attn1/attn2 q,k,v,out) of 16x16 in each of 2 blocks
+    assert n == 2 * 8 * 4 * (16 + 16)
+    with torch.no_grad():  # LoRA B starts at zero; give it values so the adapter changes the output
+        for name, p in m.transformer.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5, generator=torch.Generator().manual_seed(len(name)))
+    z, emb = torch.randn(1, 16, 1, 4, 4), torch.randn(1, 3, 32)
+    with torch.no_grad():
+        want = m.velocity(z, 300.0, emb)
+    m.transformer.save_pretrained(str(tmp_path / "lora"))
+
+    for merge in (False, True):
+        fresh = _tiny(seed=1)
+        fresh.transformer.load_state_dict(base)
+        with torch.no_grad():
+            before = fresh.velocity(z, 300.0, emb)
+        fresh.load_dit_lora(tmp_path / "lora", merge=merge)
+        with torch.no_grad():
+            got = fresh.velocity(z, 300.0, emb)
+        assert not torch.allclose(before, want, atol=1e-3)
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+        assert merge == (type(fresh.transformer).__name__ == "WanTransformer3DModel")
+    with pytest.raises(MissingWeightsError, match="adapter_config.json"):
+        _tiny().load_dit_lora(tmp_path / "nothing")
+    other = VideoModel(AutoencoderKLWan(**TINY_VAE), WanTransformer3DModel(**{**TINY_DIT, "attention_head_dim": 4}))
+    with pytest.raises(CheckpointError, match="does not fit"):
+        other.load_dit_lora(tmp_path / "lora")

@@ -104,6 +104,11 @@ MINI_DIT: dict[str, Any] = dict(
 
 SchedulerKind = Literal["unipc", "euler"]
 
+#: LoRA targets of VIST3A's DiT alignment: q/k/v/out of self- (attn1) and cross-attention (attn2).
+VIST3A_LORA_TARGETS: tuple[str, ...] = tuple(
+    f"{a}.{p}" for a in ("attn1", "attn2") for p in ("to_q", "to_k", "to_v", "to_out.0")
+)
+
 
 # ====================================================================== helpers
 def valid_frame_counts(near: int, ratio: int = 4, n: int = 3) -> list[int]:
@@ -584,6 +589,42 @@ class VideoModel(nn.Module):
     def enable_dit_gradient_checkpointing(self) -> None:
         """diffusers' per-block gradient checkpointing of the DiT."""
         self._require_dit().enable_gradient_checkpointing()
+
+    # ------------------------------------------------------------------ LoRA on the DiT
+    def add_dit_lora(
+        self, rank: int = 8, alpha: float = 16.0, target_modules: Sequence[str] = VIST3A_LORA_TARGETS
+    ) -> int:
+        """Wrap the DiT with a trainable PEFT LoRA (VIST3A: r=8, alpha=16 on self- and cross-attention q/k/v/out).
+
+        Only LoRA parameters are left trainable. Returns their number.
+        """
+        import peft
+
+        dit = self._require_dit()
+        cfg = peft.LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights=True, target_modules=list(target_modules))
+        self.transformer = peft.get_peft_model(dit, cfg)
+        return sum(p.numel() for p in self.transformer.parameters() if p.requires_grad)
+
+    def load_dit_lora(self, path: str | os.PathLike[str], merge: bool = True) -> None:
+        """Load a PEFT LoRA folder (``adapter_config.json`` + weights, e.g. VIST3A's ``lora_ema/``) onto the DiT.
+
+        Args:
+            merge: fold the LoRA into the base weights (plain DiT again, no inference overhead).
+        """
+        import peft
+
+        dit = self._require_dit()
+        folder = Path(path).expanduser()
+        if not (folder / "adapter_config.json").is_file():
+            raise MissingWeightsError(
+                f"no PEFT LoRA at {folder} (expected adapter_config.json); VIST3A's released LoRAs are the "
+                "lora_ema/ folders of its checkpoints (github.com/gohyojun15/VIST3A)"
+            )
+        try:
+            wrapped = peft.PeftModel.from_pretrained(dit, str(folder), is_trainable=not merge)
+        except (ValueError, RuntimeError, KeyError) as e:
+            raise CheckpointError(f"LoRA at {folder} does not fit this DiT: {str(e).splitlines()[0][:300]}") from e
+        self.transformer = wrapped.merge_and_unload() if merge else wrapped
 
     # ------------------------------------------------------------------ saving
     def save_pretrained(self, folder: str | os.PathLike[str]) -> Path:
