@@ -60,6 +60,13 @@ def test_wrong_captions_are_rejected(four_shapes):
     assert no_depth.per_category["entity"] == 1.0 and no_depth.per_category["relation"] == 1.0
 
 
+def test_uint8_images_read_like_float(four_shapes):
+    scene, cams, r = four_shapes
+    as_bytes = (r.rgb * 255 + 0.5).clamp(0, 255).to(torch.uint8)
+    a, b = Judge().detect(r.rgb), Judge().detect(as_bytes)
+    assert {k: (d.shape, d.u) for k, d in a.items()} == {k: (d.shape, d.u) for k, d in b.items()}
+
+
 def test_validation_on_held_out_scenes():
     out = validate_judge(scenes=10, seed=777, frames=4, size=128, progress=False)
     for mode in ("depth", "images"):

@@ -131,6 +131,15 @@ def questions_for(caption: StructuredCaption, ask_size: bool = True) -> list[Que
     return qs
 
 
+def _as_8bit(images: torch.Tensor) -> torch.Tensor:
+    """``images [V,3,H,W]`` (float in [0,1] or uint8) → float64 CPU values quantised to 8 bits, as files hold them."""
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise InputError(f"judge images must be [V,3,H,W], got {list(images.shape)}")
+    img = images.detach().cpu()
+    img = img.double() / 255.0 if img.dtype == torch.uint8 else img.double().clamp(0, 1)
+    return torch.round(img * 255) / 255
+
+
 def _hsv(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``rgb [...,3]`` in [0,1] → hue (degrees), saturation, value."""
     mx, mn = rgb.max(-1), rgb.min(-1)
@@ -231,12 +240,7 @@ class Judge:
     # --- perception ---------------------------------------------------------------------------
     def segment(self, images: torch.Tensor) -> np.ndarray:
         """Palette-colour masks ``[V,C,H,W]`` (C = number of palette colours) of ``images [V,3,H,W]``."""
-        if images.ndim != 4 or images.shape[1] != 3:
-            raise InputError(f"judge images must be [V,3,H,W], got {list(images.shape)}")
-        img = images.detach().float().cpu()
-        if img.max() > 1.5:  # uint8-range input
-            img = img / 255.0
-        rgb = np.round(img.clamp(0, 1).permute(0, 2, 3, 1).numpy() * 255) / 255  # as an 8-bit file holds it
+        rgb = _as_8bit(images).permute(0, 2, 3, 1).numpy()
         h, s, v = _hsv(rgb)
         diff = np.abs(h[..., None] - self.hues)  # [V,H,W,C]
         diff = np.minimum(diff, 360 - diff)
@@ -263,7 +267,7 @@ class Judge:
             raise InputError(f"judge depth must be [{nv},{hh},{ww}], got {list(depth.shape)}")
         if cameras is not None and (len(cameras) != nv or (cameras.width, cameras.height) != (ww, hh)):
             raise InputError(f"judge cameras must be {nv} cameras of {ww}x{hh}")
-        value = (np.round(images.detach().float().cpu().clamp(0, 1).numpy() * 255) / 255).max(1)
+        value = _as_8bit(images).numpy().max(1)
         min_px = max(6, int(self.min_area * hh * ww))
         area = masks.sum((2, 3))  # [V,C]
         dep = depth.detach().float().cpu().numpy() if depth is not None else None
