@@ -1,0 +1,215 @@
+"""``vist3a generate PROMPT... [--prompts-file F] [--model mini|vist3a-1.3b|vist3a-14b|DIR] [--out DIR]``.
+
+Text → 3D Gaussians. Per prompt a folder ``<out>/<slug>-<hash>/`` with ``scene.ply`` (+ ``.spz`` /
+``.splat``), ``cameras.json``, ``video.mp4`` (the predicted trajectory), ``orbit.mp4``, ``prompt.txt``,
+``settings.json`` and ``timings.json``. Under ``torchrun --nproc_per_node N`` the prompts are split
+round-robin across the processes; each prompt is generated exactly once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+import torch
+
+from vist3a.errors import InputError
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"auto": None, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "generate",
+        help="text -> 3D Gaussians (+ cameras and videos)",
+        description=(
+            "Generate a 3D Gaussian scene per prompt: a video latent from the DiT (UniPC, CFG), decoded by the "
+            "stitched AnySplat decoder. Writes one folder per prompt into --out with scene.ply, cameras.json, "
+            "video.mp4 (predicted trajectory), orbit.mp4, prompt.txt, settings.json and timings.json. "
+            "Run under torchrun to split the prompts across processes/GPUs."
+        ),
+    )
+    p.add_argument("prompts", nargs="*", metavar="PROMPT", help="text prompts (quote each one)")
+    p.add_argument("--prompts-file", metavar="F", help="a text file with one prompt per line ('#' lines skipped)")
+    p.add_argument(
+        "--model", default="mini",
+        help="mini (default, embedded, CPU-fast), vist3a-1.3b, vist3a-14b (see docs/weights.md) or a pipeline folder",
+    )  # fmt: skip
+    p.add_argument("--out", default="generated", help="output folder (default ./generated)")
+    p.add_argument("--seed", type=int, default=None, help="noise seed (default: the model's, 12413 as the official)")
+    p.add_argument("--steps", type=int, default=None, help="denoising steps (official 50)")
+    p.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale (official 7.5)")
+    p.add_argument("--frames", type=int, default=None, help="video frames, 1+4k (official 13)")
+    p.add_argument("--height", type=int, default=None, help="video height, a multiple of 16 (official 512)")
+    p.add_argument("--width", type=int, default=None, help="video width, a multiple of 16 (official 512)")
+    p.add_argument("--flow-shift", type=float, default=None, help="scheduler flow shift (official 5.0)")
+    p.add_argument("--no-template", action="store_true", help="use the prompts as they are (no orbit template)")
+    p.add_argument("--template", default=None, help="a custom prompt template containing {prompt}")
+    p.add_argument("--negative-prompt", default=None, help="negative prompt (default: the official one)")
+    p.add_argument("--formats", default="ply", help="scene formats, comma-separated: ply,spz,splat (default ply)")
+    p.add_argument("--frames-per-view", type=int, default=10, help="trajectory video frames per camera pair (10)")
+    p.add_argument("--orbit-frames", type=int, default=120, help="frames of the orbit video (120; 0 = none)")
+    p.add_argument("--fps", type=float, default=20.0, help="video frame rate (20)")
+    p.add_argument("--render-size", type=int, default=None, help="rendered video size (default: the recon size)")
+    p.add_argument("--no-video", action="store_true", help="write no videos")
+    p.add_argument("--device", default="auto", help="'auto' (CUDA if available), 'cpu', 'cuda', 'cuda:1', ...")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="auto", help="DiT/text encoder dtype (auto: bf16 on CUDA)")
+    p.add_argument(
+        "--low-vram", action="store_true",
+        help="text encoder and DiT offloaded to the CPU when idle, VAE tiling (less GPU memory, slower)",
+    )  # fmt: skip
+    p.set_defaults(func=run)
+
+
+def read_prompts(prompts: list[str], prompts_file: str | None) -> list[str]:
+    """Positional prompts, then the file's non-empty, non-comment lines; at least one."""
+    out = [p.strip() for p in prompts]
+    if any(not p for p in out):
+        raise InputError("empty prompt given")
+    if prompts_file:
+        f = Path(prompts_file).expanduser()
+        if not f.is_file():
+            raise InputError(f"prompts file not found: {f}")
+        try:
+            lines = f.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError:
+            raise InputError(f"{f}: not a UTF-8 text file") from None
+        out += [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+    if not out:
+        raise InputError("no prompts: give PROMPT arguments or --prompts-file")
+    return out
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if args.frames is not None and (args.frames < 1 or (args.frames - 1) % 4):
+        raise InputError(f"--frames {args.frames}: the Wan VAE needs 1+4k frames (e.g. 9, 13, 17)")
+    for name in ("steps", "height", "width", "render_size"):
+        v = getattr(args, name)
+        if v is not None and v < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be positive, got {v}")
+    for name in ("height", "width"):
+        v = getattr(args, name)
+        if v is not None and v % 16:
+            raise InputError(f"--{name} {v}: must be a multiple of 16")
+    if args.template is not None and "{prompt}" not in args.template:
+        raise InputError("--template must contain {prompt}")
+    if args.template is not None and args.no_template:
+        raise InputError("--template and --no-template exclude each other")
+    if args.frames_per_view < 0 or args.orbit_frames < 0 or args.fps <= 0:
+        raise InputError("--frames-per-view and --orbit-frames must be >= 0 and --fps > 0")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from vist3a import __version__
+    from vist3a.io_utils import atomic_write_text
+    from vist3a.pipelines.export import (
+        claim_folder,
+        export_scene,
+        occurrences,
+        parse_formats,
+        prompt_folder_name,
+        write_json,
+    )
+    from vist3a.pipelines.loading import load_pipeline, unknown_words
+    from vist3a.train import distributed
+
+    _check_args(args)
+    formats = parse_formats(args.formats)
+    prompts = read_prompts(args.prompts, args.prompts_file)
+    occ = occurrences(prompts)
+    out_root = Path(args.out).expanduser()
+    if out_root.exists() and not out_root.is_dir():
+        raise InputError(f"--out {out_root} exists and is not a folder")
+
+    want = None if args.device == "auto" else args.device
+    ctx = distributed.init(want)
+    device = ctx.device if ctx.distributed or args.device == "auto" else torch.device(args.device)
+    mine = distributed.shard(list(range(len(prompts))), ctx.rank, ctx.world_size)
+    if args.model == "mini":
+        for p in dict.fromkeys(prompts):
+            unk = unknown_words(p)
+            if unk and ctx.is_main:
+                print(
+                    f"note: the mini model only knows simple primitive scenes (coloured cubes, spheres, cylinders, "
+                    f"cones on a floor); unknown words in {p[:60]!r}: {', '.join(unk[:8])}"
+                )
+    try:
+        t_load = time.perf_counter()
+        pipe = load_pipeline(args.model, device=device, dtype=DTYPES[args.dtype])
+        if args.low_vram:
+            pipe.enable_low_vram(device)
+        load_s = time.perf_counter() - t_load
+        s = pipe.settings
+        template = False if args.no_template else (args.template if args.template is not None else True)
+        seed = s.seed if args.seed is None else args.seed
+        out_root.mkdir(parents=True, exist_ok=True)
+        written = []
+        bar = tqdm(mine, desc=f"generate (rank {ctx.rank})" if ctx.distributed else "generate", unit="prompt")
+        for idx in bar:
+            prompt = prompts[idx]
+            seed_i = seed + occ[idx]  # a repeated prompt is a new sample (seed + 1, + 2, ...), in its own folder
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            t_all = time.perf_counter()
+            res = pipe(
+                prompt, negative_prompt=args.negative_prompt, num_frames=args.frames, height=args.height,
+                width=args.width, steps=args.steps, guidance_scale=args.cfg, flow_shift=args.flow_shift, seed=seed_i,
+                template=template, progress=True,
+            )  # fmt: skip
+            folder = claim_folder(out_root, prompt_folder_name(prompt, seed_i, occ[idx]))
+            t0 = time.perf_counter()
+            report = export_scene(
+                folder, res.gaussians, res.cameras, formats=formats,
+                frames_per_view=0 if args.no_video else args.frames_per_view,
+                orbit_frames=0 if args.no_video else args.orbit_frames, fps=args.fps, render_size=args.render_size,
+                device=device,
+            )  # fmt: skip
+            atomic_write_text(folder / "prompt.txt", prompt + "\n")
+            timings = {**{f"{k}_s": round(v, 4) for k, v in res.timings.items()}}
+            timings["export_s"] = round(time.perf_counter() - t0, 4)
+            timings["total_s"] = round(time.perf_counter() - t_all, 4)
+            timings["model_load_s"] = round(load_s, 4)
+            if device.type == "cuda":
+                timings["peak_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 3)
+            settings = {
+                "prompt": prompt,
+                "full_prompt": res.full_prompt,
+                "negative_prompt": s.negative_prompt if args.negative_prompt is None else args.negative_prompt,
+                "model": args.model,
+                "pipeline": pipe.name,
+                "seed": res.seed,
+                "steps": s.steps if args.steps is None else args.steps,
+                "guidance_scale": s.guidance_scale if args.cfg is None else args.cfg,
+                "flow_shift": s.flow_shift if args.flow_shift is None else args.flow_shift,
+                "scheduler": s.scheduler,
+                "num_frames": len(res.cameras),
+                "height": int(res.frames.shape[-2]) if res.frames is not None else args.height,
+                "width": int(res.frames.shape[-1]) if res.frames is not None else args.width,
+                "recon_size": [res.cameras.height, res.cameras.width],
+                "template": bool(template),
+                "device": str(device),
+                "dtype": args.dtype,
+                "low_vram": bool(args.low_vram),
+                "formats": list(formats),
+                "gaussians": report.splats_written,
+                "rank": ctx.rank,
+                "world_size": ctx.world_size,
+                "vist3a_version": __version__,
+                "torch_version": torch.__version__,
+            }
+            write_json(folder / "settings.json", settings)
+            write_json(folder / "timings.json", timings)
+            written.append(folder)
+            log.info("%s: %s", prompt[:60], ", ".join(f"{k} {v}" for k, v in timings.items()))
+        for f in written:
+            print(f"wrote {f}")
+        distributed.barrier()
+    finally:
+        distributed.shutdown()
+    return 0

@@ -1,0 +1,386 @@
+"""Text → 3D Gaussians: the VIST3A generation pipeline (METHOD.md §6.3).
+
+``TextTo3DPipeline(video, decoder)`` composes a :class:`~vist3a.models.video.VideoModel` (text encoder,
+flow-matching DiT, video VAE) and a :class:`~vist3a.stitching.stitched.StitchedDecoder`:
+
+1. the prompt is wrapped in the orbit template of the official inference and encoded, with the
+   official negative prompt for classifier-free guidance;
+2. the DiT samples a **normalised** latent ``[1, 16, T', H/8, W/8]`` (UniPC flow prediction,
+   ``flow_shift`` 5, CFG 7.5, 50 steps, 13 frames at 512² by default);
+3. the latent is de-normalised to the **raw** VAE latent, which the stitched decoder takes;
+4. the VAE decodes it to RGB ``[1, 3, T, H, W]``, resized to the reconstruction network's input size
+   (512 → 448), because AnySplat's Gaussian head adds an RGB shortcut;
+5. the stitched decoder turns latent + RGB into Gaussians and one camera per frame.
+
+Memory options are methods (:meth:`TextTo3DPipeline.enable_low_vram`), as in diffusers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vist3a.errors import InputError
+from vist3a.gaussians.cameras import Cameras
+from vist3a.gaussians.gaussians import Gaussians
+from vist3a.models.text import TextEmbeddings
+
+log = logging.getLogger(__name__)
+
+#: The official inference's prompt template (``inference_t23d.py``), including its literal backticks.
+OFFICIAL_TEMPLATE = (
+    "The camera rotates around the scene, maintaining constant distance: `{prompt}`. "
+    "The orbiting trajectory captures 3D structure and consistency."
+)
+#: The official inference's negative prompt, verbatim.
+OFFICIAL_NEGATIVE_PROMPT = (
+    "Background blur, Blurred background, Blurred scene, Artifacts, not aesthetic, not realistic, rendered noise, "
+    "low quality movement, low quality video, low quality image, deformed, disfigured, distorted, extra limbs, "
+    "cloned face, skinny, glitchy, double torso, extra arms, extra hands, mangled fingers, missing lips, ugly face, "
+    "distorted legs, fused fingers, too many fingers, long neck"
+)
+#: The seed the official inference fixes.
+OFFICIAL_SEED = 12413
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Default sampling settings of a pipeline (each can be overridden per call).
+
+    Attributes:
+        num_frames: video frames T (1+4k; official 13).
+        height, width: video size (multiples of 16; official 512²).
+        steps: denoising steps (official inference 50; the paper's eval 80).
+        guidance_scale: classifier-free guidance scale (7.5).
+        flow_shift: scheduler shift (5.0).
+        scheduler: ``"unipc"`` (flow prediction, as the official inference) or ``"euler"``.
+        seed: default seed (the official 12413).
+        template: prompt template with ``{prompt}``; "" = use prompts as they are.
+        negative_prompt: the negative prompt for CFG.
+        voxelize: AnySplat voxel fusion of the pixel-aligned Gaussians (None = the network's config).
+    """
+
+    num_frames: int = 13
+    height: int = 512
+    width: int = 512
+    steps: int = 50
+    guidance_scale: float = 7.5
+    flow_shift: float = 5.0
+    scheduler: str = "unipc"
+    seed: int = OFFICIAL_SEED
+    template: str = OFFICIAL_TEMPLATE
+    negative_prompt: str = OFFICIAL_NEGATIVE_PROMPT
+    voxelize: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GenerationSettings:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise InputError(f"unknown generation settings {unknown}; known: {sorted(known)}")
+        return cls(**d)
+
+
+@dataclass
+class TextTo3DResult:
+    """One generated scene.
+
+    Attributes:
+        prompt: the user's prompt.
+        full_prompt: what the text encoder saw (after the template).
+        gaussians: the scene (activated, wxyz quaternions, OpenCV world of the first camera).
+        cameras: the T predicted cameras (c2w OpenCV, pixel K at the reconstruction input size).
+        frames: decoded video ``[T, 3, H, W]`` in [0, 1] at the video size (None if not kept).
+        latents: the **raw** (de-normalised) VAE latent ``[C, T', h, w]``.
+        depth: ``[T, S, S]`` predicted depth at the reconstruction input size S.
+        seed: the seed of the initial noise.
+        timings: seconds per stage: ``text_encoding``, ``denoising``, ``vae_decode``, ``stitched_decode``.
+    """
+
+    prompt: str
+    full_prompt: str
+    gaussians: Gaussians
+    cameras: Cameras
+    frames: torch.Tensor | None
+    latents: torch.Tensor
+    depth: torch.Tensor
+    seed: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def apply_template(prompt: str, template: str | bool | None) -> str:
+    """``prompt`` inside ``template`` (True = the official orbit template; False/None/"" = unchanged)."""
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InputError(f"a prompt must be a non-empty string, got {prompt!r}")
+    if template is True:
+        template = OFFICIAL_TEMPLATE
+    if not template:
+        return prompt.strip()
+    if "{prompt}" not in template:
+        raise InputError(f"the prompt template must contain '{{prompt}}', got {template!r}")
+    return template.replace("{prompt}", prompt.strip())
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def recon_input_size(decoder: nn.Module, latent_h: int, latent_w: int) -> tuple[int, int]:
+    """Input size (H, W) of the reconstruction network for a raw latent of ``latent_h × latent_w``.
+
+    The stitching layer maps the latent grid to the token grid; the RGB shortcut needs
+    ``tokens × patch`` pixels (official: 64² latent → 32² tokens → 448²).
+    """
+    layer = decoder.stitching_layer
+    patch = decoder.recon.config.patch_size
+    if isinstance(layer, (nn.Conv3d, nn.Conv2d)):
+        k, s, p = layer.kernel_size[-2:], layer.stride[-2:], layer.padding[-2:]
+        if isinstance(p, str):
+            raise InputError("stitching layers with string padding are not supported by the pipeline")
+        th = (latent_h + 2 * p[0] - k[0]) // s[0] + 1
+        tw = (latent_w + 2 * p[1] - k[1]) // s[1] + 1
+        return th * patch, tw * patch
+    raise InputError(f"stitching layer {type(layer).__name__} is not a Conv2d/Conv3d")
+
+
+class TextTo3DPipeline:
+    """Prompt → video latent → stitched decoder → Gaussians + cameras.
+
+    Args:
+        video: a :class:`~vist3a.models.video.VideoModel` with a DiT (and a text encoder, unless
+            prompt embeddings are passed to the call).
+        decoder: a :class:`~vist3a.stitching.stitched.StitchedDecoder` taking this VAE's raw latents.
+        settings: default :class:`GenerationSettings`.
+        name: the pipeline's name (``"mini"``, ``"vist3a-1.3b"``, a folder), for messages and settings.json.
+    """
+
+    def __init__(
+        self,
+        video: nn.Module,
+        decoder: nn.Module,
+        settings: GenerationSettings | None = None,
+        name: str = "",
+    ) -> None:
+        if getattr(video, "transformer", None) is None:
+            raise InputError("the text-to-3D pipeline needs a video model with a DiT")
+        if video.latent_channels != decoder.latent_grid[0]:
+            raise InputError(
+                f"the VAE gives {video.latent_channels} latent channels, the stitched decoder takes {decoder.latent_grid[0]}"
+            )
+        if video.temporal_ratio != decoder.time_factor:
+            raise InputError(
+                f"the VAE compresses time {video.temporal_ratio}x, the stitched decoder expects {decoder.time_factor}x"
+            )
+        self.video = video
+        self.decoder = decoder
+        self.settings = settings or GenerationSettings()
+        self.name = name
+        self.low_vram = False
+        if self.settings.voxelize is not None:
+            decoder.recon.set_voxelize(self.settings.voxelize)
+
+    # ------------------------------------------------------------------ devices and memory
+    @property
+    def device(self) -> torch.device:
+        """Where the DiT runs (its execution device under CPU offload)."""
+        return self.video._dit_exec_device()
+
+    def to(self, device: str | torch.device) -> TextTo3DPipeline:
+        dev = torch.device(device)
+        self.video.to(dev)
+        self.decoder.to(dev)
+        return self
+
+    def enable_low_vram(self, device: str | torch.device | None = None, vae_tiling: bool = True) -> None:
+        """Text encoder on the CPU except while encoding, the DiT on the CPU while the VAE and the
+        decoder run, and spatial VAE tiling. Peak memory then is max(DiT, decoder) instead of their sum."""
+        dev = torch.device(device) if device is not None else self.device
+        self.video.enable_text_encoder_cpu_offload(dev)
+        self.video.enable_dit_cpu_offload(dev)
+        if vae_tiling:
+            self.video.enable_vae_tiling()
+        self.low_vram = True
+
+    def enable_bf16(self) -> None:
+        """DiT and text encoder in bfloat16 (the VAE stays fp32; AnySplat autocasts on CUDA)."""
+        self.video.enable_bf16()
+
+    # ------------------------------------------------------------------ saving
+    def save_pretrained(self, folder: str | os.PathLike[str]) -> Any:
+        """Write a self-contained pipeline folder (see :mod:`vist3a.pipelines.loading`)."""
+        from vist3a.pipelines.loading import save_pipeline
+
+        return save_pipeline(self, folder)
+
+    # ------------------------------------------------------------------ generation
+    def _encode(self, texts: list[str]) -> TextEmbeddings:
+        return self.video.encode_text(texts)
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        prompt: str | Sequence[str],
+        negative_prompt: str | None = None,
+        num_frames: int | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        steps: int | None = None,
+        guidance_scale: float | None = None,
+        flow_shift: float | None = None,
+        seed: int | Sequence[int] | None = None,
+        template: str | bool | None = True,
+        prompt_embeds: torch.Tensor | TextEmbeddings | None = None,
+        negative_embeds: torch.Tensor | TextEmbeddings | None = None,
+        keep_frames: bool = True,
+        progress: bool = True,
+    ) -> TextTo3DResult | list[TextTo3DResult]:
+        """Generate one scene per prompt.
+
+        Args:
+            prompt: a prompt or a list of prompts (generated one after another, batch 1 each).
+            negative_prompt: default the pipeline's (the official negative prompt).
+            num_frames: T = 1+4k (default 13). height, width: video size (default 512²).
+            steps, guidance_scale, flow_shift: sampling (default 50, 7.5, 5.0).
+            seed: one seed for all prompts, or one per prompt (default the settings' seed).
+            template: True = the pipeline's template (the official orbit template), a string with
+                ``{prompt}``, or False to use prompts unchanged.
+            prompt_embeds, negative_embeds: precomputed text embeddings ``[1, L, D]`` instead of a
+                text encoder (then ``prompt`` only names the result).
+            keep_frames: keep the decoded video in the result.
+
+        Returns:
+            a :class:`TextTo3DResult` for a string prompt, a list of them for a list.
+        """
+        s = self.settings
+        single = isinstance(prompt, str)
+        prompts = [prompt] if single else list(prompt)
+        if not prompts:
+            raise InputError("no prompts given")
+        num_frames = s.num_frames if num_frames is None else int(num_frames)
+        height = s.height if height is None else int(height)
+        width = s.width if width is None else int(width)
+        steps = s.steps if steps is None else int(steps)
+        guidance_scale = s.guidance_scale if guidance_scale is None else float(guidance_scale)
+        flow_shift = s.flow_shift if flow_shift is None else float(flow_shift)
+        negative_prompt = s.negative_prompt if negative_prompt is None else negative_prompt
+        tmpl = s.template if template is True else template
+        # all checks before any work: frame count 1+4k, sizes, steps
+        self.video.latent_shape(1, num_frames, height, width)
+        if steps < 1:
+            raise InputError(f"steps must be >= 1, got {steps}")
+        if seed is None or isinstance(seed, int):
+            seeds = [s.seed if seed is None else int(seed)] * len(prompts)
+        else:
+            seeds = [int(v) for v in seed]
+            if len(seeds) != len(prompts):
+                raise InputError(f"got {len(seeds)} seeds for {len(prompts)} prompts")
+        full = [apply_template(p, tmpl) for p in prompts]
+        cfg = guidance_scale != 1.0
+        if prompt_embeds is not None and len(prompts) != 1:
+            raise InputError("prompt_embeds work with one prompt at a time")
+        if prompt_embeds is None and self.video.text_encoder is None:
+            raise InputError("this pipeline has no text encoder; pass prompt_embeds (and negative_embeds)")
+        if cfg and prompt_embeds is not None and negative_embeds is None:
+            raise InputError("guidance_scale != 1 with prompt_embeds needs negative_embeds")
+
+        results = []
+        for p, text, sd in zip(prompts, full, seeds, strict=True):
+            results.append(
+                self._generate_one(
+                    p, text, negative_prompt, num_frames, height, width, steps, guidance_scale, flow_shift, sd,
+                    prompt_embeds, negative_embeds, keep_frames, progress,
+                )
+            )  # fmt: skip
+        return results[0] if single else results
+
+    def _generate_one(
+        self,
+        prompt: str,
+        text: str,
+        negative_prompt: str,
+        num_frames: int,
+        height: int,
+        width: int,
+        steps: int,
+        guidance_scale: float,
+        flow_shift: float,
+        seed: int,
+        prompt_embeds: Any,
+        negative_embeds: Any,
+        keep_frames: bool,
+        progress: bool,
+    ) -> TextTo3DResult:
+        video, dec = self.video, self.decoder
+        dev = self.device
+        timings: dict[str, float] = {}
+
+        # 1. text
+        t0 = time.perf_counter()
+        if prompt_embeds is None:
+            cond = self._encode([text])
+            uncond = self._encode([negative_prompt]) if guidance_scale != 1.0 else None
+        else:
+            cond, uncond = prompt_embeds, negative_embeds
+        _sync(dev)
+        timings["text_encoding"] = time.perf_counter() - t0
+
+        # 2. denoising → normalised latent; the noise is drawn on the CPU from the seed (device independent)
+        t0 = time.perf_counter()
+        z = video.sample_latents(
+            cond, uncond, num_frames=num_frames, height=height, width=width, steps=steps,
+            guidance_scale=guidance_scale, flow_shift=flow_shift, generator=int(seed),
+            scheduler=self.settings.scheduler, progress=progress,
+        )  # fmt: skip
+        _sync(dev)
+        timings["denoising"] = time.perf_counter() - t0
+
+        # 3. de-normalise → raw latent; VAE decode → RGB in [-1, 1]
+        t0 = time.perf_counter()
+        raw = video.denormalize(z)
+        rgb = video.decode(raw)  # [1, 3, T, H, W]
+        vae_dev = rgb.device
+        _sync(vae_dev)
+        timings["vae_decode"] = time.perf_counter() - t0
+
+        # 4. RGB at the reconstruction size (bilinear per frame = the official trilinear with T unchanged)
+        t0 = time.perf_counter()
+        rh, rw = recon_input_size(dec, raw.shape[-2], raw.shape[-1])
+        frames01 = ((rgb.float() + 1.0) / 2.0).clamp(0.0, 1.0)[0].permute(1, 0, 2, 3)  # [T, 3, H, W]
+        dec_dev = next(dec.parameters()).device
+        small = F.interpolate(frames01.to(dec_dev), size=(rh, rw), mode="bilinear", align_corners=False)
+        rec = dec.reconstruct(raw.to(dec_dev), small.clamp(0.0, 1.0)[None])
+        _sync(dec_dev)
+        timings["stitched_decode"] = time.perf_counter() - t0
+        log.info(
+            "generated %r: %d Gaussians, %d cameras (%s)", prompt[:60], len(rec.gaussians[0]), len(rec.cameras[0]),
+            ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()),
+        )  # fmt: skip
+        return TextTo3DResult(
+            prompt=prompt,
+            full_prompt=text,
+            gaussians=rec.gaussians[0],
+            cameras=rec.cameras[0],
+            frames=frames01.cpu() if keep_frames else None,
+            latents=raw[0].detach().cpu(),
+            depth=rec.depth[0].detach().cpu(),
+            seed=int(seed),
+            timings=timings,
+        )
+
+    def with_settings(self, **changes: Any) -> TextTo3DPipeline:
+        """The same models with changed default settings."""
+        out = TextTo3DPipeline(self.video, self.decoder, replace(self.settings, **changes), self.name)
+        out.low_vram = self.low_vram
+        return out
