@@ -1,0 +1,140 @@
+"""``vist3a generate`` end to end on a tiny random pipeline folder: the bundle per prompt, safe and
+distinct folders, clear errors, the default mini model, and prompt sharding across ranks (in process,
+and under real torchrun with 2 gloo CPU processes: ``-m slow``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import imageio.v3 as iio
+import pytest
+import torch
+
+from vist3a.cli import main
+from vist3a.gaussians.cameras import Cameras
+from vist3a.gaussians.formats import load_scene
+from vist3a.pipelines.loading import tiny_pipeline
+
+TIMINGS = {"text_encoding_s", "denoising_s", "vae_decode_s", "stitched_decode_s", "export_s", "total_s"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # far faster than 2 contended threads for these small ops
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> Path:
+    return tiny_pipeline(seed=0).save_pretrained(tmp_path_factory.mktemp("pipe") / "tiny")
+
+
+def _folders(out: Path) -> list[Path]:
+    return sorted(p for p in out.iterdir() if p.is_dir())
+
+
+def test_generate_writes_a_bundle_per_prompt(tiny_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    prompts = ["a red cube", "a red cube", "../../x"]
+    code = main(["generate", *prompts, "--model", str(tiny_dir), "--out", str(out), "--device", "cpu",
+                 "--steps", "1", "--frames-per-view", "1", "--orbit-frames", "2", "--formats", "ply,spz", "--seed", "5"])
+    assert code == 0
+    folders = _folders(out)
+    assert len(folders) == 3  # the duplicate prompt gets its own folder
+    assert not (tmp_path / "x").exists() and all(f.parent == out for f in folders)  # no path traversal
+    seen = []
+    for f in folders:
+        names = {p.name for p in f.iterdir()}
+        assert {"scene.ply", "scene.spz", "cameras.json", "video.mp4", "orbit.mp4", "prompt.txt", "settings.json",
+                "timings.json"} <= names
+        g = load_scene(f / "scene.ply")
+        assert len(g) > 0 and len(load_scene(f / "scene.spz")) == len(g)
+        cams = Cameras.load_json(f / "cameras.json")
+        assert len(cams) == 5 and cams.width == 56
+        assert iio.imread(f / "video.mp4").shape[0] == 5  # (5 - 1)·1 + 1: the last camera is included
+        settings = json.loads((f / "settings.json").read_text())
+        timings = json.loads((f / "timings.json").read_text())
+        assert TIMINGS <= set(timings) and all(timings[k] >= 0 for k in TIMINGS)
+        assert settings["steps"] == 1 and settings["num_frames"] == 5 and settings["guidance_scale"] == 7.5
+        assert settings["full_prompt"].startswith("The camera rotates around the scene")
+        seen.append(((f / "prompt.txt").read_text().strip(), settings["seed"]))
+    assert sorted(seen) == sorted([("a red cube", 5), ("a red cube", 6), ("../../x", 5)])
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_generate_errors_are_one_line(tiny_dir, tmp_path, capsys):
+    code = main(["generate", "a cube", "--model", str(tiny_dir), "--out", str(tmp_path), "--frames", "6"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and "1+4k" in err and len(err.splitlines()) == 1
+    code = main(["generate", "--model", str(tiny_dir), "--out", str(tmp_path)])
+    assert code == 1 and "no prompts" in capsys.readouterr().err
+    code = main(["generate", "a cube", "--model", str(tiny_dir), "--formats", "obj"])
+    assert code == 1 and "obj" in capsys.readouterr().err
+    os.environ["VIST3A_WEIGHTS"] = str(tmp_path / "nothing")
+    try:
+        code = main(["generate", "a cube", "--model", "vist3a-1.3b", "--out", str(tmp_path), "--device", "cpu"])
+    finally:
+        del os.environ["VIST3A_WEIGHTS"]
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and "huggingface-cli download HJGO/VIST3A" in err and len(err.splitlines()) == 1
+
+
+def test_default_mini_model_warns_about_vocabulary(tmp_path, capsys):
+    """The default model runs end to end (tiny size) and says what it knows."""
+    code = main(["generate", "a dragon on a red cube", "--out", str(tmp_path), "--device", "cpu", "--steps", "1",
+                 "--frames", "1", "--height", "32", "--width", "32", "--no-video"])
+    assert code == 0
+    assert "only knows simple primitive scenes" in capsys.readouterr().out
+    (folder,) = _folders(tmp_path)
+    assert len(Cameras.load_json(folder / "cameras.json")) == 1
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _check_sharded_output(out: Path, prompts: list[str]) -> None:
+    folders = _folders(out)
+    got = sorted((p / "prompt.txt").read_text().strip() for p in folders)
+    assert got == sorted(prompts)  # every prompt exactly once (the repeated one twice, in two folders)
+    ranks = {json.loads((p / "settings.json").read_text())["rank"] for p in folders}
+    worlds = {json.loads((p / "settings.json").read_text())["world_size"] for p in folders}
+    assert ranks == {0, 1} and worlds == {2}
+
+
+def test_ranks_share_the_prompts_without_duplicates(tiny_dir, tmp_path, monkeypatch):
+    """The two ranks of a 2-process job, run one after the other in this process."""
+    from vist3a.train import distributed
+
+    prompts = ["a red cube", "a blue sphere", "a red cube", "a green cone", "a pink cylinder"]
+    out = tmp_path / "out"
+    for rank in (0, 1):
+        ctx = distributed.DistContext(rank=rank, world_size=2, local_rank=rank, device=torch.device("cpu"))
+        monkeypatch.setattr(distributed, "init", lambda device=None, timeout_s=600.0, c=ctx: c)
+        assert main(["generate", *prompts, "--model", str(tiny_dir), "--out", str(out), "--device", "cpu",
+                     "--steps", "1", "--no-video"]) == 0
+    _check_sharded_output(out, prompts)
+
+
+@pytest.mark.slow
+def test_torchrun_splits_prompts_across_processes(tiny_dir, tmp_path):
+    prompts = ["a red cube", "a blue sphere", "a red cube", "a green cone", "a pink cylinder"]
+    f = tmp_path / "prompts.txt"
+    f.write_text("# a comment\n" + "\n".join(prompts) + "\n\n")
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), "-m", "vist3a", "generate", "--prompts-file", str(f),
+           "--model", str(tiny_dir), "--out", str(out), "--device", "cpu", "--steps", "1", "--no-video"]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    _check_sharded_output(out, prompts)
