@@ -56,6 +56,7 @@ def test_generate_writes_a_bundle_per_prompt(tiny_dir, tmp_path, capsys):
                 "timings.json"} <= names
         g = load_scene(f / "scene.ply")
         assert len(g) > 0 and len(load_scene(f / "scene.spz")) == len(g)
+        assert g.sh_degree == 0  # colour only by default, as the official export (the model predicts degree 4)
         cams = Cameras.load_json(f / "cameras.json")
         assert len(cams) == 5 and cams.width == 56
         assert iio.imread(f / "video.mp4").shape[0] == 5  # (5 - 1)·1 + 1: the last camera is included

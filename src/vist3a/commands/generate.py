@@ -51,6 +51,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--template", default=None, help="a custom prompt template containing {prompt}")
     p.add_argument("--negative-prompt", default=None, help="negative prompt (default: the official one)")
     p.add_argument("--formats", default="ply", help="scene formats, comma-separated: ply,spz,splat (default ply)")
+    p.add_argument(
+        "--sh-degree", type=int, default=0,
+        help="SH degree kept in the scene files (default 0 = colour only, as the official export; up to 4)",
+    )  # fmt: skip
     p.add_argument("--frames-per-view", type=int, default=10, help="trajectory video frames per camera pair (10)")
     p.add_argument("--orbit-frames", type=int, default=120, help="frames of the orbit video (120; 0 = none)")
     p.add_argument("--fps", type=float, default=20.0, help="video frame rate (20)")
@@ -99,6 +103,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError("--template must contain {prompt}")
     if args.template is not None and args.no_template:
         raise InputError("--template and --no-template exclude each other")
+    if args.sh_degree < 0:
+        raise InputError(f"--sh-degree must be >= 0, got {args.sh_degree}")
     if args.frames_per_view < 0 or args.orbit_frames < 0 or args.fps <= 0:
         raise InputError("--frames-per-view and --orbit-frames must be >= 0 and --fps > 0")
 
@@ -168,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
                 folder, res.gaussians, res.cameras, formats=formats,
                 frames_per_view=0 if args.no_video else args.frames_per_view,
                 orbit_frames=0 if args.no_video else args.orbit_frames, fps=args.fps, render_size=args.render_size,
-                device=device,
+                device=device, sh_degree=args.sh_degree,
             )  # fmt: skip
             atomic_write_text(folder / "prompt.txt", prompt + "\n")
             timings = {**{f"{k}_s": round(v, 4) for k, v in res.timings.items()}}
@@ -197,6 +203,7 @@ def run(args: argparse.Namespace) -> int:
                 "dtype": args.dtype,
                 "low_vram": bool(args.low_vram),
                 "formats": list(formats),
+                "sh_degree": min(args.sh_degree, res.gaussians.sh_degree),
                 "gaussians": report.splats_written,
                 "rank": ctx.rank,
                 "world_size": ctx.world_size,

