@@ -266,3 +266,21 @@ def test_mini_models_end_to_end(re10k, tmp_path):
         assert gt.shape == (SIZE, SIZE, 3) and (seq / "pred" / "000003.png").is_file()
         score = score_dir(out, progress=False)
         assert score.n_images == 4 and math.isfinite(score.overall.psnr)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("model", ["anysplat-mini", "stitched-mini"])
+def test_mini_end_to_end_cuda(re10k, tmp_path, model):
+    """On CUDA at the mini preset's own size (224², gsplat when installed): one sequence, both camera modes."""
+    torch.manual_seed(0)
+    pred = load_predictor(model, "cuda")
+    assert (pred.input_size, pred.crop_size) == (224, 256)
+    ds = load_re10k(f"re10k:{re10k}", pred, "official")
+    for cameras in ("predicted", "gt"):
+        out = tmp_path / cameras
+        run = run_nvs(pred, ds, out, cameras=cameras, limit=2, progress=False)
+        assert run.evaluated, run.skipped
+        score = score_dir(out, progress=False)
+        assert score.n_images == 4 * len(run.evaluated) and math.isfinite(score.overall.psnr)
+        gt = np.asarray(Image.open(out / run.evaluated[0] / "gt" / "000000.png"))
+        assert gt.shape == (224, 224, 3)
