@@ -37,6 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N sequences")
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
     p.add_argument("--weights", default=None, help="reconstructor / stitched-decoder weights (default: random!)")
+    p.add_argument("--recon-weights", default=None,
+                   help="anysplat-stitched only: the AnySplat weights (e.g. lhjiang/anysplat) under --weights")
     p.add_argument("--vae-weights", default=None, help="video-VAE weights of a stitched model (default: random)")
     p.add_argument("--size", type=int, default=None, help="reconstructor input side (default: the model's; crop = 8/7 of it)")
     p.add_argument("--index-map", default=None, help="re10k_indexmap.json (default: ROOT/re10k_indexmap.json)")
@@ -58,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from vist3a.eval.nvs import load_predictor, load_re10k, run_nvs, summary_line
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    predictor = load_predictor(args.model, device, args.weights, args.vae_weights, args.size, args.backend)
+    predictor = load_predictor(args.model, device, args.weights, args.vae_weights, args.size, args.backend, args.recon_weights)
     ds = load_re10k(args.dataset, predictor, args.protocol, args.index_map, args.sequences, args.extrinsics)
     if ds.skipped.total:
         log.warning("dataset: %s", ds.skipped)

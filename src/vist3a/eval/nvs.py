@@ -438,11 +438,14 @@ def load_predictor(
     vae_weights: str | None = None,
     input_size: int | None = None,
     backend: str = "auto",
+    recon_weights: str | None = None,
 ) -> Predictor:
     """``anysplat | anysplat-mini | anysplat-stitched | stitched-mini | oracle | PATH`` → a predictor.
 
     ``weights`` are the reconstructor's / stitched decoder's (None = random weights, for plumbing and
-    throughput only); ``vae_weights`` the video VAE's for stitched models (None = random).
+    throughput only); ``vae_weights`` the video VAE's for stitched models (None = random);
+    ``recon_weights`` the AnySplat weights under ``anysplat-stitched`` (its ``weights`` being the
+    released stitched checkpoint, merged on top).
     """
     from vist3a import registry
 
@@ -455,7 +458,8 @@ def load_predictor(
         net = registry.build(model, device=dev, weights=weights)
         return ModelPredictor(AnySplatNVS(net, model, input_size), backend)
     if model in ("stitched-mini", "anysplat-stitched"):
-        dec = registry.build(model, device=dev, weights=weights)
+        extra = {"recon_weights": recon_weights} if model == "anysplat-stitched" else {}
+        dec = registry.build(model, device=dev, weights=weights, **extra)
         video_preset = "wan-mini" if model == "stitched-mini" else "wan2.1-t2v-1.3b"
         video = registry.build(video_preset, device=dev, weights=vae_weights, components=("vae",))
         return ModelPredictor(StitchedNVS(dec, video, model, input_size), backend)
