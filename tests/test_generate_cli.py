@@ -90,7 +90,7 @@ def test_generate_errors_are_one_line(tiny_dir, tmp_path, capsys):
 def test_default_mini_model_warns_about_vocabulary(tmp_path, capsys):
     """The default model runs end to end (tiny size) and says what it knows."""
     code = main(["generate", "a dragon on a red cube", "--out", str(tmp_path), "--device", "cpu", "--steps", "1",
-                 "--frames", "1", "--height", "32", "--width", "32", "--no-video"])
+                 "--frames", "1", "--height", "32", "--width", "32", "--no-video", "--low-vram"])
     assert code == 0
     assert "only knows simple primitive scenes" in capsys.readouterr().out
     (folder,) = _folders(tmp_path)

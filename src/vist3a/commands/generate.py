@@ -147,7 +147,9 @@ def run(args: argparse.Namespace) -> int:
                 )
     try:
         t_load = time.perf_counter()
-        pipe = load_pipeline(args.model, device=device, dtype=DTYPES[args.dtype])
+        dtype = DTYPES[args.dtype] or (torch.bfloat16 if device.type == "cuda" else None)
+        # --low-vram loads on the CPU; parts visit the GPU only while they run
+        pipe = load_pipeline(args.model, device="cpu" if args.low_vram else device, dtype=dtype)
         if args.low_vram:
             pipe.enable_low_vram(device)
         load_s = time.perf_counter() - t_load

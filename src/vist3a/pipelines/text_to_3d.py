@@ -211,6 +211,10 @@ class TextTo3DPipeline:
         self.video.enable_dit_cpu_offload(dev)
         if vae_tiling:
             self.video.enable_vae_tiling()
+        # the VAE and the decoder live on the device; the DiT and the text encoder visit it when used
+        # (so a pipeline loaded on the CPU never has every part on the GPU at once)
+        self.video.vae.to(dev)
+        self.decoder.to(dev)
         self.low_vram = True
 
     def enable_bf16(self) -> None:
