@@ -198,6 +198,34 @@ def test_cli_oracle_and_out_checks(re10k, tmp_path, capsys):
     assert "re10k:ROOT" in capsys.readouterr().err
 
 
+class FailsOn(OraclePredictor):
+    """The oracle, except that it raises on the named sequences (a model / renderer failure)."""
+
+    def __init__(self, bad: set[str]) -> None:
+        super().__init__(SIZE, SIZE)
+        self.bad = bad
+
+    def predict(self, sample, cameras):  # noqa: ANN001
+        if sample["scene"] in self.bad:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return super().predict(sample, cameras)
+
+
+def test_failing_scenes_are_skipped_and_counted(re10k, tmp_path):
+    seqs = (re10k / "re10k_test.txt").read_text().split()
+    pred = FailsOn({seqs[0]})
+    ds = load_re10k(f"re10k:{re10k}", pred, "official")
+    run = run_nvs(pred, ds, tmp_path / "a", progress=False)
+    assert run.evaluated == [seqs[1]] and set(run.skipped) == {seqs[0], seqs[2]}
+    assert "out of memory" in run.skipped[seqs[0]] and not (tmp_path / "a" / seqs[0]).exists()
+    every = FailsOn(set(seqs))
+    with pytest.raises(InputError, match="no sequence could be evaluated"):
+        run_nvs(every, ds, tmp_path / "b", progress=False)
+    assert json.loads((tmp_path / "b" / "nvs_run.json").read_text())["skipped"] == 3
+    with pytest.raises(InputError, match="unknown model"):
+        load_predictor("no-such-model")
+
+
 # ------------------------------------------------------------------------------------------------ protocol plumbing
 class ScaledTruth(NVSModel):
     """A fake reconstructor that 'predicts' the ground-truth cameras relative to the first context view,
