@@ -20,7 +20,7 @@ python3 -c 'import gsplat, torch; from gsplat.cuda._backend import _C; print("gs
 for stage in "$@"; do
   log "$stage"
   case $stage in
-    tests) python3 -m pytest -m gpu -q -rs -p no:cacheprovider --continue-on-collection-errors 2>&1 | tee $R/gpu_tests.log ;;
+    tests) python3 -m pytest -m gpu -v -rs -p no:cacheprovider --continue-on-collection-errors 2>&1 | tee $R/gpu_tests.log ;;
     render) python3 benchmarks/bench_render.py --device cuda --backward --repeats 5 --out $R/render_gpu ;;
     anysplat) python3 benchmarks/bench_anysplat.py --out $R/anysplat_gpu.json
               python3 benchmarks/bench_anysplat_heads.py --device cuda --views 2 8 32 --out $R/anysplat_heads_gpu.json ;;
