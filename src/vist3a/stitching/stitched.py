@@ -66,7 +66,8 @@ class StitchedDecoder(nn.Module):
         self.latent_grid = tuple(latent_grid)
         self.time_factor = time_factor
         self.official_compat = official_compat
-        grid = (image_size or cfg.image_size) // cfg.patch_size
+        self.image_size = int(image_size or cfg.image_size)  # the RGB / token-grid side the layer is built for
+        grid = self.image_size // cfg.patch_size
         frames = (latent_grid[1] - 1) * time_factor + 1
         grids = StitchGrids(latent=self.latent_grid, tokens=(frames, grid, grid, cfg.embed_dim), time_factor=time_factor)
         self.stitching_layer = build_stitching_layer(spec, grids)
@@ -80,6 +81,7 @@ class StitchedDecoder(nn.Module):
             "latent_grid": list(self.latent_grid),
             "time_factor": self.time_factor,
             "official_compat": self.official_compat,
+            "image_size": self.image_size,
             "lora": None if self.lora is None else self.lora.__dict__,
         }
 

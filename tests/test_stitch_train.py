@@ -1,0 +1,178 @@
+"""Stitching step 2: exact resume, gloo DDP = one process, checkpoint formats (ours <-> official), the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from vist3a.errors import CheckpointError, InputError
+from vist3a.stitching import export
+from vist3a.stitching.stitched import StitchedDecoder
+from vist3a.stitching.train import StepSampler, TrainConfig, make_teacher, prepare_models, train_stitched
+
+# a few-thousand-parameter AnySplat (same classes): 56² input, 4x4 tokens; VAE 64² -> 8x8 latent
+TINY_RECON = dict(
+    embed_dim=48, dino_depth=3, dino_num_heads=2, depth=2, num_heads=2, intermediate_layer_idx=(0, 0, 1, 1),
+    camera_trunk_depth=1, camera_num_heads=2, dpt_features=16, dpt_out_channels=(8, 16, 32, 32), sh_degree=1,
+)  # fmt: skip
+TINY_SPEC = "conv3d_k5x3x3_o48_s1x2x2_p2x1x1"
+TINY_VAE = dict(base_dim=8)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: one intra-op thread avoids contention on a shared CPU (restored after each test)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _tiny(seed: int = 0, lora: str | None = "r2,a4"):
+    from vist3a.models.anysplat import anysplat_mini
+    from vist3a.models.video import wan_mini
+
+    torch.manual_seed(seed)
+    recon = anysplat_mini(**TINY_RECON)
+    dec = StitchedDecoder(recon, TINY_SPEC, "enc_blocks_1", (16, 2, 8, 8), image_size=56)
+    teacher = make_teacher(dec)
+    if lora:
+        prepare_models(dec, teacher, lora, grad_checkpointing=True)
+    video = wan_mini(components=("vae",), vae_config=TINY_VAE, seed=seed)
+    return dec, teacher, video
+
+
+class Clips(torch.utils.data.Dataset):
+    """Random clips whose frames draw from torch's global RNG (as a dataset with random windows does)."""
+
+    def __len__(self) -> int:
+        return 3
+
+    def __getitem__(self, i: int) -> dict:
+        base = torch.rand(1, 3, 1, 1)  # global RNG: must repeat on resume
+        return {"images": (base + 0.3 * torch.rand(5, 3, 64, 64, generator=torch.Generator().manual_seed(i))).clamp(0, 1)}
+
+
+def _cfg(out, **kw) -> TrainConfig:
+    return TrainConfig(out=out, steps=kw.pop("steps", 4), frames=(1, 5), warmup=1, ckpt_every=2, **kw)
+
+
+def test_step_sampler_covers_each_epoch_and_shards():
+    s0 = list(StepSampler(7, 1, 0, 2, seed=3, start=0, steps=6))
+    s1 = list(StepSampler(7, 1, 1, 2, seed=3, start=0, steps=6))
+    first_epoch = [s0[i][0] for i in range(3)] + [s1[i][0] for i in range(3)]
+    assert len(set(first_epoch)) == 6  # 3 steps x 2 ranks, no repeats within an epoch (one dropped)
+    assert sorted(p for _, p in s0 + s1) == list(range(12))
+    assert list(StepSampler(7, 1, 0, 2, seed=3, start=4, steps=6)) == s0[4:]  # resume = the tail
+    with pytest.raises(InputError, match="fewer than one step"):
+        StepSampler(1, 1, 0, 2, 0, 0, 1)
+
+
+def test_resume_after_a_kill_reproduces_the_loss_curve(tmp_path):
+    dec, teacher, video = _tiny()
+    full = train_stitched(dec, teacher, video, Clips(), _cfg(tmp_path / "a"), progress=False)
+    assert full.finished and len(full.losses) == 4
+    assert len(set(full.losses)) == 4 and all(x > 0 for x in full.losses)
+    dec, teacher, video = _tiny()
+    part = train_stitched(dec, teacher, video, Clips(), _cfg(tmp_path / "b"), stop_after=2, progress=False)
+    assert not part.finished and part.losses == full.losses[:2]
+    assert not (tmp_path / "b" / "stitched.safetensors").exists()
+    with pytest.raises(InputError, match="--resume"):
+        train_stitched(*_tiny(), Clips(), _cfg(tmp_path / "b"), progress=False)
+    dec2, teacher, video = _tiny()  # a fresh process (same base weights) ...
+    torch.manual_seed(1234)  # ... in another RNG state; LoRA's own random init is overwritten by the checkpoint
+    with torch.no_grad():
+        dec2.stitching_layer.weight.mul_(3.0)
+    resumed = train_stitched(dec2, teacher, video, Clips(), _cfg(tmp_path / "b"), resume=True, progress=False)
+    assert resumed.losses == full.losses  # exactly
+    # the final weights: our format, reloaded, equal the trained ones
+    loaded = export.load_trained(tmp_path / "b", recon=_tiny(seed=0, lora=None)[0].recon)
+    for k, v in dec2.trainable_state_dict().items():
+        torch.testing.assert_close(loaded.trainable_state_dict()[k], v, rtol=0, atol=0)
+    doc = json.loads((tmp_path / "b" / "stitched.json").read_text())
+    assert doc["decoder"]["lora"]["rank"] == 2 and doc["train"]["steps_done"] == 4
+    assert list((tmp_path / "a" / "tb").iterdir())  # tensorboard events
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, folder: str, out) -> None:
+    from vist3a.train import distributed
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))  # fmt: skip
+    torch.set_num_threads(1)
+    ctx = distributed.init(device="cpu")
+    dec, teacher, video = _tiny()
+    res = train_stitched(dec, teacher, video, Clips(), _cfg(folder, steps=2, batch=1), ctx=ctx, progress=False)
+    out[rank] = (res.losses, {k: v.clone() for k, v in dec.trainable_state_dict().items()})
+    distributed.shutdown()
+
+
+def test_gloo_ddp_two_processes_equal_one_process_with_twice_the_batch(tmp_path):
+    world, port = 2, _free_port()
+    out = mp.Manager().dict()
+    mp.spawn(_ddp_worker, args=(world, port, str(tmp_path / "ddp"), out), nprocs=world, join=True)
+    dec, teacher, video = _tiny()
+    ref = train_stitched(dec, teacher, video, Clips(), _cfg(tmp_path / "one", steps=2, batch=2), progress=False)
+    for r in range(world):
+        losses, state = out[r]
+        assert losses == pytest.approx(ref.losses, rel=1e-4)
+        for k, v in dec.trainable_state_dict().items():
+            torch.testing.assert_close(state[k], v, rtol=1e-4, atol=1e-6)
+    assert (tmp_path / "ddp" / "stitched.safetensors").is_file()
+
+
+def test_official_format_round_trip_and_merged_export(tmp_path):
+    dec, _, _ = _tiny()
+    with torch.no_grad():  # a trained-looking state: non-zero B everywhere
+        g = torch.Generator().manual_seed(1)
+        for _n, p in dec.named_parameters():
+            if p.requires_grad:
+                p.add_(0.05 * torch.randn(p.shape, generator=g))
+    convs = [n for n, m in export._lora_layers(dec).items() if isinstance(m.base_layer, torch.nn.Conv2d)]
+    assert any(m.base_layer.kernel_size[0] > 1 for n, m in export._lora_layers(dec).items() if n in convs)
+    official = export.to_official(dec)
+    # loralib conv layout: A [r·k, in·k], B [out·k, r·k]
+    name = next(n for n in convs if export._lora_layers(dec)[n].base_layer.kernel_size[0] == 3)
+    base = export._lora_layers(dec)[name].base_layer
+    key = export._official_key(name, dec.block)
+    assert official["lora"][f"{key}.lora_A"].shape == (2 * 3, base.in_channels * 3)
+    assert official["lora"][f"{key}.lora_B"].shape == (base.out_channels * 3, 2 * 3)
+    path = export.save_official(dec, tmp_path / "anysplat_stitched.pth")
+
+    latent = torch.randn(1, 16, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    images = torch.rand(1, 1, 3, 56, 56, generator=torch.Generator().manual_seed(3))
+    dec.eval()
+    want = dec(latent, images, voxelize=False)
+    # back into peft (exact: our conv deltas have rank <= r)
+    back, _, _ = _tiny(seed=9)
+    errors = export.from_official(back, path)
+    assert errors and max(errors.values()) < 1e-5
+    got = back.eval()(latent, images, voxelize=False)
+    torch.testing.assert_close(got.gs_raw, want.gs_raw, rtol=1e-4, atol=1e-4)
+    # merged by the official loader (exact merge) and by our merged export
+    plain, _, _ = _tiny(seed=0, lora=None)
+    plain.load_official(path, "r2,a4")
+    torch.testing.assert_close(plain.eval()(latent, images, voxelize=False).depth, want.depth, rtol=1e-4, atol=1e-4)
+    merged_path = export.save_merged(dec, tmp_path / "merged.safetensors")
+    from safetensors.torch import load_file
+
+    fresh, _, _ = _tiny(seed=7, lora=None)
+    fresh.load_state_dict(load_file(str(merged_path)))
+    torch.testing.assert_close(fresh.eval()(latent, images, voxelize=False).depth, want.depth, rtol=1e-4, atol=1e-4)
+    # an official conv delta of rank > r cannot go into peft rank r: a clear error
+    bad = torch.load(path, weights_only=True)
+    bad["lora"][f"{key}.lora_A"] = torch.randn_like(bad["lora"][f"{key}.lora_A"])
+    bad["lora"][f"{key}.lora_B"] = torch.randn_like(bad["lora"][f"{key}.lora_B"])
+    with pytest.raises(CheckpointError, match="load_official"):
+        export.from_official(_tiny(seed=9)[0], bad)
