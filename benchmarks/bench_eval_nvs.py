@@ -31,6 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from vist3a.errors import InputError  # noqa: E402
 from vist3a.eval.metrics import score_dir  # noqa: E402
 from vist3a.eval.nvs import load_predictor, load_re10k, run_nvs  # noqa: E402
 from vist3a.io_utils import atomic_write_text  # noqa: E402
@@ -73,24 +74,32 @@ def main() -> None:
     preset = args.preset or ("anysplat" if dev.type == "cuda" else "anysplat-mini")
     load0 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
-    t0 = time.perf_counter()
-    torch.manual_seed(0)
-    predictor = load_predictor(preset, dev, input_size=args.size, backend=args.backend)
-    build_s = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:
+        # the world first: its worker processes must start before CUDA is initialised
         n_total = args.warmup + args.sequences
         cfg = MakeConfig("re10k", str(Path(tmp) / "re10k"), scenes=n_total, frames=12, size=args.world_size, seed=0, max_objects=3)
         t1 = time.perf_counter()
         make_dataset(cfg, workers=min(n_total, os.cpu_count() or 1), progress=False)
         world_s = time.perf_counter() - t1
+        t0 = time.perf_counter()
+        torch.manual_seed(0)
+        predictor = load_predictor(preset, dev, input_size=args.size, backend=args.backend)
+        build_s = time.perf_counter() - t0
         ds = load_re10k(f"re10k:{cfg.out}", predictor, "official")
-        if args.warmup:
-            run_nvs(predictor, ds, Path(tmp) / "warm", args.cameras, limit=args.warmup, progress=False)
-        ds.items = ds.items[args.warmup:]
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-            torch.cuda.reset_peak_memory_stats(dev)
-        run = run_nvs(predictor, ds, Path(tmp) / "out", args.cameras, limit=args.sequences, progress=True)
+        try:
+            if args.warmup:
+                run_nvs(predictor, ds, Path(tmp) / "warm", args.cameras, limit=args.warmup, progress=False)
+            ds.items = ds.items[args.warmup:]
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+                torch.cuda.reset_peak_memory_stats(dev)
+            run = run_nvs(predictor, ds, Path(tmp) / "out", args.cameras, limit=args.sequences, progress=True)
+        except InputError as exc:  # every sequence failed: say why instead of a traceback
+            for name in ("warm", "out"):
+                f = Path(tmp) / name / "nvs_run.json"
+                if f.is_file():
+                    print(f.read_text())
+            sys.exit(f"bench_eval_nvs: {exc}")
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         t2 = time.perf_counter()
