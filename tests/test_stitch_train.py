@@ -118,6 +118,7 @@ def _ddp_worker(rank: int, world: int, port: int, folder: str, out) -> None:
     distributed.shutdown()
 
 
+@pytest.mark.slow  # ~60-120 s on a loaded 2-core CPU: each spawned process imports torch, diffusers and peft
 def test_gloo_ddp_two_processes_equal_one_process_with_twice_the_batch(tmp_path):
     world, port = 2, _free_port()
     out = mp.Manager().dict()
@@ -155,7 +156,7 @@ def test_official_format_round_trip_and_merged_export(tmp_path):
     dec.eval()
     want = dec(latent, images, voxelize=False)
     # back into peft (exact: our conv deltas have rank <= r)
-    back, _, _ = _tiny(seed=9)
+    back, _, _ = _tiny()  # same base weights, fresh LoRA
     errors = export.from_official(back, path)
     assert errors and max(errors.values()) < 1e-5
     got = back.eval()(latent, images, voxelize=False)
@@ -167,7 +168,7 @@ def test_official_format_round_trip_and_merged_export(tmp_path):
     merged_path = export.save_merged(dec, tmp_path / "merged.safetensors")
     from safetensors.torch import load_file
 
-    fresh, _, _ = _tiny(seed=7, lora=None)
+    fresh, _, _ = _tiny(lora=None)
     fresh.load_state_dict(load_file(str(merged_path)))
     torch.testing.assert_close(fresh.eval()(latent, images, voxelize=False).depth, want.depth, rtol=1e-4, atol=1e-4)
     # an official conv delta of rank > r cannot go into peft rank r: a clear error
@@ -175,4 +176,4 @@ def test_official_format_round_trip_and_merged_export(tmp_path):
     bad["lora"][f"{key}.lora_A"] = torch.randn_like(bad["lora"][f"{key}.lora_A"])
     bad["lora"][f"{key}.lora_B"] = torch.randn_like(bad["lora"][f"{key}.lora_B"])
     with pytest.raises(CheckpointError, match="load_official"):
-        export.from_official(_tiny(seed=9)[0], bad)
+        export.from_official(_tiny()[0], bad)
