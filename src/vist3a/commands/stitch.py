@@ -9,7 +9,15 @@ reconstruction network, accumulates the least-squares moments of every candidate
         --recon anysplat --recon-weights lhjiang/anysplat --dataset dl3dv:/data/DL3DV-10K \\
         --spec conv3d_k5x3x3_o1024_s1x2x2_p2x1x1 --clips 404 --val-clips 100 --out runs/search
 
-Step 2 (``vist3a stitch train``) is registered in :func:`register` next to ``search``.
+``vist3a stitch train`` (step 2) fine-tunes the stitching layer and LoRA by self-distillation
+(:mod:`vist3a.stitching.train`); it runs under ``python`` or ``torchrun --nproc_per_node N``::
+
+    torchrun --nproc_per_node 4 -m vist3a stitch train --video wan2.1-t2v-1.3b --video-weights ... \\
+        --recon anysplat --recon-weights lhjiang/anysplat --init runs/search --dataset dl3dv:/data/DL3DV-10K \\
+        --out runs/stitch --steps 30000
+
+``vist3a stitch convert`` turns a trained folder into the official ``.pth`` (or a merged state
+dict) and an official checkpoint into our folder format.
 """
 
 from __future__ import annotations
@@ -44,7 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     steps = parser.add_subparsers(dest="stitch_step", metavar="STEP")
     _register_search(steps)
-    # Step 2: `vist3a stitch train` is added here (its own `_register_train(steps)`).
+    _register_train(steps)
+    _register_convert(steps)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
 
@@ -121,6 +130,7 @@ def make_dataset(
     size: int,
     recon_size: int | None = None,
     protocol: str = "default",
+    color_jitter: bool = False,
 ) -> torch.utils.data.Dataset:
     """The clip source: DL3DV / ScanNet / frame folders at the VAE resolution, concatenated in order.
 
@@ -143,6 +153,7 @@ def make_dataset(
                 size=size,
                 feedforward_size=recon_size,
                 protocol=protocol,
+                color_jitter=color_jitter,
             )
         elif kind == "scannet":
             ds = ScanNetDataset(
@@ -152,6 +163,7 @@ def make_dataset(
                 size=size,
                 feedforward_size=recon_size,
                 protocol=protocol,
+                color_jitter=color_jitter,
             )
         else:
             ds = FramesDataset(root, num_frames=frames, size=size)
@@ -387,3 +399,297 @@ def format_report(report: SearchReport) -> str:
         r2 = f"{r.train_r2:10.4f}" if math.isfinite(r.train_r2) else f"{'nan':>10}"
         lines.append(f"{r.layer:<16}{r.train_mse:14.6g}{r2}{val}{mark}")
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------- step 2
+def _register_train(steps: argparse._SubParsersAction) -> None:
+    p = steps.add_parser(
+        "train",
+        help="fine-tune the stitching layer and LoRA by self-distillation (paper Sec. 3.1, step 2)",
+        description="Self-distillation: the frozen reconstruction network on the frames teaches the stitched "
+        "decoder on their video latent. Runs under python or torchrun (NCCL on GPU, gloo on CPU). Writes "
+        "checkpoints/ (atomic, resumable), tb/ (tensorboard), and at the end stitched.safetensors + stitched.json.",
+    )
+    p.add_argument("--video", required=True, help="video model preset (e.g. wan2.1-t2v-1.3b, wan-mini)")
+    p.add_argument("--video-weights", help="weights of the video model (diffusers folder or HF id)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--recon", help="reconstruction network preset to stitch (e.g. anysplat, anysplat-mini)")
+    src.add_argument("--stitched", help="stitched-decoder preset to continue from (e.g. anysplat-stitched)")
+    p.add_argument("--recon-weights", help="weights of the reconstruction network (file, folder or HF id)")
+    p.add_argument("--stitched-weights", help="with --stitched: an official anysplat_stitched.pth to start from")
+    p.add_argument(
+        "--recon-set", action="append", default=[], metavar="KEY=VALUE",
+        help="override a reconstruction-network config number (repeatable; e.g. embed_dim=48 for tests)",
+    )  # fmt: skip
+    p.add_argument("--init", type=Path, help="layer-search output: a folder (its best layer) or an init file")
+    p.add_argument("--layer", help="stitch point enc_blocks_k (default: from --init)")
+    p.add_argument("--spec", help="stitching layer spec (default: from --init)")
+    data = p.add_mutually_exclusive_group(required=True)
+    data.add_argument(
+        "--dataset", action="append", metavar="KIND:ROOT", help=f"clip source, repeatable; KIND in {DATASET_KINDS}"
+    )
+    data.add_argument("--world", type=int, metavar="N", help="N procedural scenes made on the fly (vist3a.world)")
+    p.add_argument("--world-seed", type=int, default=0, help="seed of the procedural scene set")
+    p.add_argument("--out", required=True, type=Path, help="run folder")
+    p.add_argument("--steps", type=int, required=True, help="optimizer steps")
+    p.add_argument("--lora", default="r64,a32,d0.0,f0", help="LoRA config (official: r64,a32,d0.0,f0)")
+    p.add_argument("--lr", type=float, default=2e-4, help="AdamW learning rate (2e-4)")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay (0)")
+    p.add_argument("--warmup", type=int, default=500, help="warm-up steps of the cosine schedule (500)")
+    p.add_argument("--batch", type=int, default=1, help="clips per process and step")
+    p.add_argument("--frames", default="9,13,17,21", help="frame counts drawn per step, each 1+4k")
+    p.add_argument("--window", type=int, default=50, help="DL3DV/ScanNet: longest window frames come from (50)")
+    p.add_argument("--protocol", choices=("default", "official"), default="default", help="loader preprocessing")
+    p.add_argument("--no-jitter", action="store_true", help="DL3DV/ScanNet: no colour jitter (official: on)")
+    p.add_argument("--resolution", type=int, help="VAE input side (default: 16 x recon tokens per side)")
+    p.add_argument("--recon-resolution", type=int, help="reconstruction input side (default: the preset's)")
+    p.add_argument("--ckpt-every", type=int, default=1000, help="checkpoint period in steps")
+    p.add_argument("--keep", type=int, default=2, help="checkpoints kept")
+    p.add_argument(
+        "--resume", nargs="?", const="latest", metavar="CKPT",
+        help="continue from the latest checkpoint in OUT/checkpoints (or the given file)",
+    )  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="seed of data order, clip sampling, posterior, frame draws")
+    p.add_argument("--device", help="cuda / cpu (default: cuda if available)")
+    p.add_argument("--no-bf16", action="store_true", help="no bf16 autocast on GPU")
+    p.add_argument("--no-grad-checkpointing", action="store_true", help="keep activations (more memory)")
+    p.add_argument("--official-quirk", action="store_true", help="official depth-gradient axes (frames, rows)")
+    p.add_argument(
+        "--official-compat", action="store_true", help="re-add the DINO position embedding at the stitch (official)"
+    )
+    p.add_argument("--workers", type=int, default=2, help="DataLoader workers per process")
+    p.add_argument("--wandb", metavar="PROJECT", help="also log to this wandb project")
+    p.add_argument("--export-official", action="store_true", help="also write anysplat_stitched.pth at the end")
+    p.set_defaults(func=run_train)
+
+
+def _register_convert(steps: argparse._SubParsersAction) -> None:
+    p = steps.add_parser(
+        "convert",
+        help="trained folder -> official .pth / merged .safetensors, or official .pth -> our folder",
+        description="Convert stitched-decoder checkpoints. Linear LoRA layouts coincide; conv LoRA is refactorised "
+        "(exact from ours to official; official to ours is exact only when each conv delta has rank <= r, "
+        "otherwise use --to merged via the official loader). See docs/stitching.md.",
+    )
+    p.add_argument("source", type=Path, help="our trained folder (stitched.json) or an official .pth")
+    p.add_argument("--to", choices=("official", "merged", "ours"), required=True)
+    p.add_argument("--out", type=Path, required=True, help="output file (.pth / .safetensors) or folder (ours)")
+    p.add_argument("--like", type=Path, help="official -> ours/merged: a trained folder whose stitched.json describes the model")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=run_convert)
+
+
+def parse_sets(items: Sequence[str]) -> dict[str, Any]:
+    """``["embed_dim=48", "intermediate_layer_idx=0,0,1,1"]`` → typed values (int, float, bool, int tuples)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"--recon-set expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = _typed(text.strip())
+    return out
+
+
+def _typed(text: str) -> Any:
+    if "," in text:
+        return tuple(_typed(t) for t in text.split(",") if t)
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def resolve_init(path: Path, layer: str | None) -> tuple[dict[str, torch.Tensor], str | None, str | None]:
+    """``--init``: a layer-search folder (``report.json`` → best layer, or ``--layer``) or a file.
+
+    Returns ``(state, layer, spec)``; layer/spec come from the file's metadata when present.
+    """
+    import json
+
+    from vist3a.stitching.search import load_init
+
+    if path.is_dir():
+        if layer is None:
+            report = path / "report.json"
+            if not report.is_file():
+                raise InputError(f"--init {path}: no report.json to pick the best layer from; pass --layer")
+            layer = json.loads(report.read_text()).get("best_layer")
+        candidates = [path / f"init_{layer}.safetensors", path / f"state_dict_{layer}.pt"]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            raise InputError(f"--init {path}: no init for layer {layer} (looked for {[c.name for c in candidates]})")
+        path = found
+    state, meta = load_init(path)
+    stem = path.stem
+    guess = stem.split("init_", 1)[-1] if stem.startswith("init_") else stem.split("state_dict_", 1)[-1]
+    return state, layer or meta.get("layer") or (guess if guess.startswith("enc_blocks_") else None), meta.get("spec")
+
+
+def build_training_models(args: argparse.Namespace, device: torch.device, frames: int) -> tuple[Any, Any, Any, dict]:
+    """``(student, teacher, video, model_meta)`` for ``vist3a stitch train`` (LoRA not yet added)."""
+    from vist3a import registry
+    from vist3a.stitching.stitched import StitchedDecoder
+    from vist3a.stitching.train import make_teacher
+
+    video = _build(args.video, device, args.video_weights, components=("vae",), seed=args.seed)
+    if not hasattr(video, "encode"):
+        raise InputError(f"preset {args.video!r} has no encode(video); pick a video model preset")
+    video.requires_grad_(False)
+    sets = parse_sets(args.recon_set)
+    meta: dict[str, Any] = {
+        "video": args.video, "video_weights": args.video_weights, "recon": args.recon, "stitched": args.stitched,
+        "recon_weights": args.recon_weights, "recon_overrides": sets,
+    }  # fmt: skip
+    tf = int(getattr(video, "temporal_ratio", 4))
+    if args.stitched:
+        kw: dict[str, Any] = dict(sets)
+        if args.recon_weights:
+            kw["recon_weights"] = args.recon_weights
+        else:
+            log.warning("%s: no --recon-weights, the base network is randomly initialised", args.stitched)
+        if args.stitched_weights:
+            kw["weights"] = args.stitched_weights
+        student = registry.build(args.stitched, device=device, **kw)
+        if args.official_compat:
+            student.official_compat = True
+        if args.init:
+            state, _, _ = resolve_init(args.init, args.layer or student.layer)
+            _load_conv(student, state)
+        recon_size = args.recon_resolution or student.image_size
+        size = args.resolution or (recon_size // student.recon.config.patch_size) * 16
+        latent = tuple(int(v) for v in video.latent_shape(1, frames, size, size)[1:])
+        if latent[2:] != tuple(student.latent_grid[2:]) or latent[0] != student.latent_grid[0]:
+            raise InputError(f"--stitched {args.stitched} expects latents {student.latent_grid}, the video gives {latent}")
+    else:
+        if args.init is None:
+            raise InputError("--recon needs --init (the layer-search output) to initialise the stitching layer")
+        if not args.recon_weights:
+            log.warning("%s: no --recon-weights, using a random initialisation (only useful for testing)", args.recon)
+        kw = dict(sets)
+        if args.recon_weights:
+            kw["weights"] = args.recon_weights
+        recon = registry.build(args.recon, device=device, **kw)
+        state, layer, spec = resolve_init(args.init, args.layer)
+        spec = args.spec or spec
+        if layer is None or spec is None:
+            raise InputError("the init does not name its layer/spec (an official .pt?): pass --layer and --spec")
+        recon_size = args.recon_resolution or recon.config.image_size
+        patch = recon.config.patch_size
+        if recon_size % patch:
+            raise InputError(f"--recon-resolution {recon_size} is not a multiple of the patch size {patch}")
+        size = args.resolution or (recon_size // patch) * 16
+        latent = tuple(int(v) for v in video.latent_shape(1, frames, size, size)[1:])
+        with torch.device(device):
+            student = StitchedDecoder(recon, spec, layer, latent, time_factor=tf,
+                                      official_compat=args.official_compat, image_size=recon_size)  # fmt: skip
+        _load_conv(student, state)
+    teacher = make_teacher(student)
+    meta["resolution"] = size
+    return student, teacher, video, meta
+
+
+def _load_conv(student: Any, state: dict[str, torch.Tensor]) -> None:
+    conv = student.stitching_layer
+    for k in ("weight", "bias"):
+        if tuple(state[k].shape) != tuple(getattr(conv, k).shape):
+            raise InputError(
+                f"--init {k} has shape {list(state[k].shape)}, the stitching layer {student.spec} needs "
+                f"{list(getattr(conv, k).shape)}"
+            )
+    with torch.no_grad():
+        conv.weight.copy_(state["weight"])
+        conv.bias.copy_(state["bias"])
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from vist3a.stitching.lora import parse_lora_config
+    from vist3a.stitching.train import TrainConfig, parse_frames, prepare_models, train_stitched
+    from vist3a.train import distributed
+
+    frames = parse_frames(args.frames)
+    config = TrainConfig(
+        out=args.out, steps=args.steps, lr=args.lr, weight_decay=args.weight_decay, warmup=args.warmup,
+        batch=args.batch, frames=frames, ckpt_every=args.ckpt_every, keep=args.keep, seed=args.seed,
+        bf16=not args.no_bf16, grad_checkpointing=not args.no_grad_checkpointing,
+        official_quirk=args.official_quirk, num_workers=args.workers, wandb_project=args.wandb,
+    )  # fmt: skip
+    config.check()
+    parse_lora_config(args.lora)  # fail before loading anything
+    if args.world is not None and args.world < 1:
+        raise InputError(f"--world must be >= 1, got {args.world}")
+    resume = False if args.resume is None else (True if args.resume == "latest" else Path(args.resume))
+    if resume is False and (args.out / "checkpoints" / "latest").is_file():
+        raise InputError(f"{args.out} already holds checkpoints: pass --resume to continue, or pick a new --out")
+    ctx = distributed.init(args.device)
+    try:
+        torch.manual_seed(args.seed)  # identical random inits on every rank (DDP also broadcasts)
+        student, teacher, video, meta = build_training_models(args, ctx.device, max(frames))
+        prepare_models(student, teacher, args.lora, config.grad_checkpointing)
+        size, recon_size = meta["resolution"], student.image_size
+        if args.world is not None:
+            from vist3a.world import WorldDataset
+
+            dataset: Any = WorldDataset(args.world, seed=args.world_seed, frames=max(frames), size=size)
+        else:
+            dataset = make_dataset(args.dataset, max(frames), max(args.window, max(frames)), size, recon_size,
+                                   args.protocol, color_jitter=not args.no_jitter)  # fmt: skip
+        if ctx.is_main:
+            n_train = sum(p.numel() for p in student.parameters() if p.requires_grad)
+            log.info("stitch train: %d clips, VAE %d², recon %d², frames %s, %d trainable parameters, %d process(es)",
+                     len(dataset), size, recon_size, list(frames), n_train, ctx.world_size)  # fmt: skip
+        result = train_stitched(student, teacher, video, dataset, config, ctx=ctx, recon_size=recon_size,
+                                resume=resume, model_meta=meta)  # fmt: skip
+        if ctx.is_main:
+            if args.export_official:
+                from vist3a.stitching.export import save_official
+
+                save_official(student, args.out / "anysplat_stitched.pth")
+            last = f"{result.losses[-1]:.5g}" if result.losses else "n/a"
+            print(f"trained {result.step} steps (final loss {last}); wrote {args.out}/stitched.safetensors, "
+                  f"stitched.json, checkpoints/, tb/")  # fmt: skip
+    finally:
+        distributed.shutdown()
+    return 0
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from vist3a.stitching import export
+
+    src: Path = args.source
+    if src.is_dir():
+        dec = export.load_trained(src, device=args.device)
+        if args.to == "official":
+            export.save_official(dec, args.out)
+        elif args.to == "merged":
+            export.save_merged(dec, args.out)
+        else:
+            raise InputError(f"{src} is already in our format")
+        print(f"wrote {args.out}")
+        return 0
+    if not src.is_file():
+        raise InputError(f"{src} does not exist")
+    if args.like is None:
+        raise InputError("converting an official checkpoint needs --like FOLDER (a stitched.json naming the model)")
+    doc = export.read_config(args.like)
+    if args.to == "official":
+        raise InputError(f"{src} is already an official checkpoint")
+    if args.to == "merged":
+        plain = dict(doc, decoder={**doc["decoder"], "lora": None})
+        dec = export.build_decoder(plain, args.device)
+        lora = doc["decoder"].get("lora") or {}
+        from vist3a.stitching.lora import LoraSpec
+
+        dec.load_official(src, LoraSpec(**{**lora, "targets": tuple(lora.get("targets") or ())}))
+        export.save_merged(dec, args.out)
+    else:
+        dec = export.build_decoder(doc, args.device)
+        errors = export.from_official(dec, src)
+        export.save_trained(dec, args.out, {k: v for k, v in doc.items() if k not in ("format", "decoder")})
+        if errors:
+            print(f"conv LoRA refactorised: largest relative error {max(errors.values()):.2g}")
+    print(f"wrote {args.out}")
+    return 0
