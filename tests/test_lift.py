@@ -1,0 +1,95 @@
+"""``vist3a lift``: frame-count policy, input preparation, and an end-to-end run on tiny random models."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from vist3a.errors import InputError
+from vist3a.pipelines.lift import frame_count_for, prepare_frames
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_frame_count_policy():
+    assert frame_count_for(7, None) == 5
+    assert frame_count_for(13, None) == 13
+    assert frame_count_for(1, None) == 1
+    assert frame_count_for(30, 9) == 9
+    with pytest.raises(InputError, match="try 5 or 9"):
+        frame_count_for(30, 6)
+    with pytest.raises(InputError, match="only 7 frames"):
+        frame_count_for(7, 9)
+
+
+def _write_frames(folder, n=7, h=48, w=80):
+    from PIL import Image
+
+    folder.mkdir()
+    for i in range(n):
+        a = np.zeros((h, w, 3), np.uint8)
+        a[:, : (i + 1) * 8] = 200  # a bar growing to the right, frame by frame
+        Image.fromarray(a).save(folder / f"f{i:02d}.png")
+    return folder
+
+
+def test_prepare_frames_reports_what_it_did(tmp_path):
+    src = _write_frames(tmp_path / "frames")
+    inp = prepare_frames(src, vae_size=32, recon_size=28, max_frames=13)
+    assert inp.indices == [0, 2, 3, 4, 6] or len(inp.indices) == 5
+    assert inp.indices[0] == 0 and inp.indices[-1] == 6  # evenly spaced, both ends
+    assert inp.video.shape == (1, 3, 5, 32, 32) and inp.video.min() >= -1 and inp.video.max() <= 1
+    assert inp.images.shape == (1, 5, 3, 28, 28)
+    text = " ".join(inp.notes)
+    assert "7 frames; using 5" in text and "80x48" in text and "centre-cropped" in text
+    first = prepare_frames(src, 32, 28, frames=1, sampling="first")
+    assert first.indices == [0]
+
+
+def test_lift_end_to_end_writes_valid_files(tmp_path, capsys):
+    from plyfile import PlyData
+
+    from vist3a.cli import main
+    from vist3a.gaussians.cameras import Cameras
+    from vist3a.models.anysplat import anysplat_mini
+    from vist3a.stitching.export import save_trained
+    from vist3a.stitching.stitched import StitchedDecoder
+
+    overrides = dict(
+        embed_dim=48, dino_depth=3, dino_num_heads=2, depth=2, num_heads=2, intermediate_layer_idx=(0, 0, 1, 1),
+        camera_trunk_depth=1, camera_num_heads=2, dpt_features=16, dpt_out_channels=(8, 16, 32, 32), sh_degree=1,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    dec = StitchedDecoder(anysplat_mini(**overrides), "conv3d_k5x3x3_o48_s1x2x2_p2x1x1", "enc_blocks_1",
+                          (16, 2, 8, 8), image_size=56).add_lora("r2,a4")  # fmt: skip
+    model_dir = save_trained(dec, tmp_path / "model", {"recon": "anysplat-mini", "recon_overrides": overrides})
+    src = _write_frames(tmp_path / "frames")
+    out = tmp_path / "out"
+    code = main(["lift", str(src), "--model", str(model_dir), "--video-model", "wan-mini", "--out", str(out),
+                 "--frames-per-view", "2", "--device", "cpu"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "the source has 7 frames; using 5" in captured.out
+    ply = PlyData.read(str(out / "scene.ply"))
+    assert ply["vertex"].count > 0
+    cams = Cameras.from_json_frames(json.loads((out / "cameras.json").read_text()))
+    assert len(cams) == 5 and cams.width == 56
+    import imageio.v3 as iio
+
+    video = iio.imread(out / "video.mp4")
+    assert video.shape[0] == (5 - 1) * 2 + 1
+    info = json.loads((out / "lift.json").read_text())
+    assert info["frames"] == 5 and info["vae_size"] == 64 and info["recon_size"] == 56
+    # a frame count the VAE cannot take: one clear error
+    assert main(["lift", str(src), "--model", str(model_dir), "--video-model", "wan-mini", "--out", str(out),
+                 "--frames", "6", "--device", "cpu"]) == 1  # fmt: skip
+    assert "1+4k" in capsys.readouterr().err
