@@ -168,6 +168,8 @@ def decode_and_render(
     Args:
         views: frame indices the reward looks at (paper: 2 random views; official: all 13).
         with_renders: run the stitched decoder and renderer (False for frame-only rewards).
+        decoder: may be None for frame-only rewards (frames then stay at the video size; otherwise
+            they are resized to the reconstruction size, as the renders).
     """
     raw = video_model.denormalize(z0)
     rgb = video_model.decode(raw, checkpoint=True)  # [B,3,T,H,W] in [-1,1]
@@ -176,10 +178,14 @@ def decode_and_render(
     bad = [v for v in views if not 0 <= v < t]
     if bad:
         raise InputError(f"reward views {bad} outside the {t} decoded frames")
+    idx = list(views)
+    if decoder is None:
+        if with_renders:
+            raise InputError("renders need the stitched decoder")
+        return DecodedScene(frames[:, idx], None, idx)  # frame-only rewards: the video size
     rh, rw = recon_size(decoder, raw.shape[-2], raw.shape[-1])
     small = F.interpolate(frames.flatten(0, 1), size=(rh, rw), mode="bilinear", align_corners=False)
     small = small.view(b, t, 3, rh, rw)
-    idx = list(views)
     if not with_renders:
         return DecodedScene(small[:, idx], None, idx)
     dev = next(decoder.parameters()).device

@@ -225,7 +225,9 @@ class AlignTrainer:
         import peft
 
         if not isinstance(video.transformer, peft.PeftModel):
-            video.add_dit_lora(self.cfg.lora_rank, self.cfg.lora_alpha)
+            with torch.random.fork_rng(devices=[]):  # LoRA A init from the run's seed, not the global RNG
+                torch.manual_seed(_seed(self.cfg.seed, 0x10AA))
+                video.add_dit_lora(self.cfg.lora_rank, self.cfg.lora_alpha)
         for p in video.transformer.parameters():
             if p.requires_grad and p.dtype != torch.float32:
                 p.data = p.data.float()  # LoRA weights train in fp32 (the base may be bf16)
