@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from vist3a.errors import InputError
-from vist3a.gaussians.cameras import Cameras, matrix_to_quat, quat_to_matrix
+from vist3a.gaussians.cameras import Cameras, auto_up, matrix_to_quat, quat_to_matrix
 from vist3a.gaussians.gaussians import Gaussians
 
 #: More splats than this are subsampled (largest opacity × volume first) for the browser.
@@ -131,6 +131,13 @@ def frustum_scale(cameras: Cameras, splats: SplatArrays | None = None) -> float:
     return 0.1
 
 
-def orbit_for(gaussians: Gaussians, n: int = 90) -> Cameras:
-    """A fly-through for a scene that came without cameras: an orbit placed around it."""
-    return Cameras.orbit_around(gaussians, n, 512, 512)
+def scene_up(gaussians: Gaussians) -> tuple[float, float, float]:
+    """World up guessed from the splats alone (+z, or −y for a reconstruction in OpenCV axes),
+    the same guess :meth:`Cameras.orbit_around` makes."""
+    g = gaussians.detach().to("cpu", torch.float32)
+    return auto_up(g.means, g.opacities.clamp_min(1e-6))
+
+
+def orbit_for(gaussians: Gaussians, n: int = 240) -> Cameras:
+    """A fly-through for a scene that came without cameras: an orbit of ``n`` frames around it."""
+    return Cameras.orbit_around(gaussians, n, 512, 512, up=scene_up(gaussians))

@@ -12,6 +12,7 @@ Scenes without cameras get an orbit around them for the fly-through.
 
 from __future__ import annotations
 
+import html
 import logging
 import math
 import tempfile
@@ -32,6 +33,7 @@ from vist3a.viewer.scene import (
     fly_through,
     frustum_scale,
     orbit_for,
+    scene_up,
     splat_arrays,
     world_up,
 )
@@ -100,6 +102,7 @@ class SceneViewer:
         self.trajectory: Cameras | None = None
         self.cameras: Cameras | None = None
         self.n_splats = 0
+        self.up: tuple[float, float, float] = (0.0, -1.0, 0.0)
 
         self._title = self.gui.add_markdown(f"**{title}**")
         self._status = self.gui.add_markdown("")
@@ -126,15 +129,16 @@ class SceneViewer:
         """Replace what is shown by ``gaussians`` (+ ``cameras``; None = an orbit around the scene)."""
         self.stop()
         arrays = splat_arrays(gaussians, self.max_splats)
-        traj_keys = cameras if cameras is not None and len(cameras) > 0 else orbit_for(gaussians)
+        has_cams = cameras is not None and len(cameras) > 0
+        traj_keys = cameras if has_cams else orbit_for(gaussians)
         with self._lock:
             if self._splat_handle is not None:
                 self._splat_handle.remove()
             for h in self._frustum_handles:
                 h.remove()
             self._frustum_handles = []
-            up = world_up(cameras)
-            self.scene.set_up_direction(up)
+            self.up = world_up(cameras) if has_cams else scene_up(gaussians)
+            self.scene.set_up_direction(self.up)
             self._splat_handle = self.scene.add_gaussian_splats(
                 "/scene/splats", arrays.centers, arrays.covariances, arrays.rgbs, arrays.opacities
             )
@@ -149,7 +153,7 @@ class SceneViewer:
                             visible=bool(self.show_cameras.value),
                         )
                     )  # fmt: skip
-            self.trajectory = fly_through(traj_keys, self.frames_per_view)
+            self.trajectory = fly_through(traj_keys, self.frames_per_view) if has_cams else traj_keys
             self.n_splats = len(arrays)
         n_frames = len(self.trajectory)
         self.frame_slider.max = max(n_frames - 1, 1)
@@ -162,7 +166,7 @@ class SceneViewer:
         self.go_to_frame(0, all_clients=True)
 
     def set_status(self, text: str, error: bool = False) -> None:
-        self._status.content = f"**Error:** {text}" if error else text
+        self._status.content = f"**Error:** {html.escape(text)}" if error else text
 
     @property
     def status(self) -> str:
@@ -180,27 +184,31 @@ class SceneViewer:
         ic = self.server.initial_camera
         ic.position = tuple(pose.position)
         ic.look_at = tuple(np.asarray(pose.position) + c2w[:3, 2])
-        ic.up = world_up(self.cameras)
+        ic.up = self.up
         ic.fov = pose.fov
 
     # ------------------------------------------------------------------ uploads
     def _on_upload(self) -> None:
         assert self.upload is not None
         f = self.upload.value
-        name = Path(f.name).name or "upload"
+        self.open_bytes(f.name, f.content)
+
+    def open_bytes(self, name: str, content: bytes) -> bool:
+        """Show a scene file's bytes (as uploaded from the page). On a bad file the current scene
+        stays, the reason goes to the panel and a notification, and False is returned."""
+        name = Path(str(name)).name or "upload"
         try:
-            g = load_scene_bytes(name, f.content)
+            g = load_scene_bytes(name, content)
             self.show(g, None, title=name)
+            return True
         except Vist3aError as exc:
             msg = f"could not open {name}: {_one_line(exc)}"
-            log.warning(msg)
-            self.set_status(msg, error=True)
-            self._notify("Could not open the scene", msg)
         except Exception as exc:  # keep serving whatever a file does to a parser
             msg = f"could not open {name}: {type(exc).__name__}: {_one_line(exc)}"
-            log.warning(msg)
-            self.set_status(msg, error=True)
-            self._notify("Could not open the scene", msg)
+        log.warning(msg)
+        self.set_status(msg, error=True)
+        self._notify("Could not open the scene", msg)
+        return False
 
     def _notify(self, title: str, body: str) -> None:
         for client in self._clients():

@@ -1,0 +1,101 @@
+"""Helpers for the browser tests of ``vist3a view`` / ``vist3a app`` (headless Chromium via Playwright).
+
+The tests skip (with the reason) when Playwright's Python package, a Chromium binary or viser is
+missing. Chromium: ``$VIST3A_CHROMIUM``, else ``chromium`` / ``chromium-browser`` on PATH
+(Debian's package; ``scripts/ci/install_browser.sh`` installs it).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+#: Flags for a root, GPU-less, offline machine; WebGL through SwiftShader.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-gl=angle",
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
+]
+
+
+def find_chromium() -> str | None:
+    env = os.environ.get("VIST3A_CHROMIUM")
+    if env:
+        return env if Path(env).is_file() else None
+    for name in ("chromium", "chromium-browser"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A headless Chromium (Playwright ``Browser``), or a skip saying what is missing."""
+    pytest.importorskip("viser", reason="viser is not installed (pip install 'vist3a[view]')")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+    exe = find_chromium()
+    if exe is None:
+        pytest.skip("no Chromium binary (apt-get install chromium, or set VIST3A_CHROMIUM)")
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with sync_api.sync_playwright() as p:
+        try:
+            b = p.chromium.launch(
+                executable_path=exe, args=[*CHROMIUM_ARGS, f"--user-data-dir={profile}"], headless=True
+            )
+        except Exception as exc:  # a broken install
+            pytest.skip(f"Chromium at {exe} does not start under Playwright: {str(exc).splitlines()[0]}")
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def new_page(browser: object, width: int = 960, height: int = 640) -> object:
+    ctx = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)  # type: ignore[attr-defined]
+    ctx.set_default_timeout(60_000)
+    return ctx.new_page()
+
+
+def open_viser(page: object, url: str) -> None:
+    """Load a viser page and wait for its 3D canvas and websocket connection."""
+    page.goto(url)  # type: ignore[attr-defined]
+    page.wait_for_selector("canvas", timeout=60_000)  # type: ignore[attr-defined]
+
+
+def input_of(page: object, label: str) -> object:
+    """The ``<input>`` of a viser GUI control by its label (viser's labels are not linked with ``for``)."""
+    import re
+
+    row = page.locator("div.mantine-Flex-root", has=page.locator("label", has_text=re.compile(f"^{re.escape(label)}$")))  # type: ignore[attr-defined]
+    return row.last.locator("input").first
+
+
+def canvas_rgb(page: object) -> np.ndarray:
+    """Screenshot of the 3D canvas as ``[H, W, 3]`` uint8."""
+    from PIL import Image
+
+    png = page.locator("canvas").first.screenshot(timeout=120_000)  # type: ignore[attr-defined]
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+
+def save_screenshot(page: object, path: Path) -> None:
+    page.screenshot(path=str(path), timeout=120_000)  # type: ignore[attr-defined]
+    keep = os.environ.get("VIST3A_SCREENSHOTS")
+    if keep:  # VIST3A_SCREENSHOTS=docs/img keeps a copy (how docs/img/*.png were made)
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(keep) / path.name)
