@@ -143,9 +143,9 @@ def trajectory_views(cameras: Cameras, n: int = NUM_VIEWS, frames_per_pair: int 
 
 def orbit_views(gaussians: Any, cameras: Cameras, n: int = NUM_VIEWS, seed: int = 0) -> Cameras:
     """``n`` cameras at seeded random azimuths (one degree apart at least) on the scene's orbit."""
-    from vist3a.pipelines.export import _up_of
-
-    ring = Cameras.orbit_around(gaussians, 360, cameras.width, cameras.height, up=_up_of(cameras))
+    y = cameras.c2w[:, :3, 1].float().mean(0)  # world up = minus the mean camera y axis (OpenCV y is down)
+    up = (-y / y.norm()).tolist() if float(y.norm()) > 1e-6 else "auto"
+    ring = Cameras.orbit_around(gaussians, 360, cameras.width, cameras.height, up=up)
     gen = torch.Generator().manual_seed(int(seed))
     idx = torch.randperm(360, generator=gen)[:n].sort().values
     return ring[idx]
