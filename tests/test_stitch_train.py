@@ -236,3 +236,21 @@ def test_cli_train_input_errors(tmp_path, capsys):
     assert "1+4k" in capsys.readouterr().err
     assert main([*base, "--lora", "q5"]) == 1
     assert "LoRA config chunk" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+def test_training_steps_on_cuda_bf16(tmp_path):
+    """The mini pair trains on CUDA under bf16 autocast with gradient checkpointing; files are written."""
+    from vist3a import registry
+    from vist3a.world import WorldDataset
+
+    torch.manual_seed(0)
+    dec = registry.build("stitched-mini", device="cuda")
+    teacher = make_teacher(dec)
+    prepare_models(dec, teacher, "r8,a8", grad_checkpointing=True)
+    video = registry.build("wan-mini", device="cuda", components=("vae",), seed=0)
+    cfg = TrainConfig(out=tmp_path, steps=3, frames=(5, 9), warmup=1, ckpt_every=2)
+    res = train_stitched(dec, teacher, video, WorldDataset(4, frames=9, size=256), cfg, progress=False)
+    assert res.finished and len(res.losses) == 3 and all(torch.isfinite(torch.tensor(res.losses)))
+    loaded = export.load_trained(tmp_path, device="cuda", recon=registry.build("anysplat-mini", device="cuda"))
+    assert loaded.image_size == 224

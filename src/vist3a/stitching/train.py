@@ -327,8 +327,10 @@ def train_stitched(
     try:
         for batch in loader:
             frames = _draw_frames(config.frames, frames_rng, ctx)
+            batch = {**batch, "images": batch["images"].to(dev, non_blocking=True)}
+            if batch["feedforward_images"] is not None:
+                batch["feedforward_images"] = batch["feedforward_images"].to(dev, non_blocking=True)
             video_in, rec = clip_inputs(batch, frames, recon_size)
-            video_in, rec = video_in.to(dev), rec.to(dev)
             with torch.no_grad():
                 latent = _encode(video, video_in, batch["position"], config, dev)
             with autocast:
