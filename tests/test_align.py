@@ -25,7 +25,7 @@ from vist3a.errors import InputError, MissingWeightsError
 
 
 def tiny_models(seed: int = 0, decoder: bool = True):
-    """Video 5 frames at 32² → latent [1,16,2,4,4] → 2×2 tokens → recon input 28²."""
+    """Video 1 frame (5 for DiT-only tests) at 32² → latent [1,16,1,4,4] → 2×2 tokens → recon input 28²."""
     from diffusers import AutoencoderKLWan, WanTransformer3DModel
     from transformers import AutoTokenizer, BertConfig, BertModel
 
@@ -52,7 +52,7 @@ def tiny_models(seed: int = 0, decoder: bool = True):
                                   depth=2, num_heads=2, intermediate_layer_idx=(0, 1, 1, 1), camera_trunk_depth=1,
                                   camera_num_heads=2, dpt_features=8, dpt_out_channels=(8, 8, 16, 16), voxelize=False,
                                   sh_degree=0)
-            dec = StitchedDecoder(recon, "conv3d_k5x3x3_o16_s1x2x2_p2x1x1", "enc_blocks_2", (16, 2, 4, 4))
+            dec = StitchedDecoder(recon, "conv3d_k5x3x3_o16_s1x2x2_p2x1x1", "enc_blocks_2", (16, 1, 4, 4))
             with torch.no_grad():
                 enc = recon.encoder
                 enc.camera_head.pose_branch.fc2.weight.normal_(0, 0.05)
@@ -253,7 +253,7 @@ def one_step(tmp_path_factory):
     video, dec = tiny_models()
     before_vae, before_dec = _state(video.vae), _state(dec)
     before_dit = _state(video.transformer)
-    cfg = tiny_config(reward_views=1, min_steps=2, max_steps=2)
+    cfg = tiny_config(reward_views=1, min_steps=2, max_steps=2, num_frames=1)
     tr = AlignTrainer(video, dec, build_reward("consistency"), ["a red cube"], cfg, tmp_path_factory.mktemp("a"))
     lora_before = tr.lora_state()
     rec = tr.train_step()

@@ -137,18 +137,11 @@ def run(args: argparse.Namespace) -> int:
     ctx = distributed.init(dev)
     if args.steps < 1:
         raise InputError(f"--steps must be >= 1, got {args.steps}")
-    pipe = _load(args.model, ctx.device, args.bf16)
-    s = pipe.settings
-    frames = args.frames or s.num_frames
-    size = args.size or s.height
-    if args.prompts:
-        prompts = [PromptItem(p) for p in _read_prompts(args.prompts)]
-    elif args.world is not None:
-        prompts = _world_prompts(args.world, args.world_seed, frames, size)
-    else:
-        prompts = []
-    sft = _sft_data(args.sft_data, frames, size, args.seed) if args.sft_data else None
-    sft_weight = args.sft_weight if args.sft_weight is not None else (1.0 if sft is not None else 0.0)
+    if args.prompts is None and args.world is None and args.reward_weight > 0:
+        raise InputError("give rollout prompts: --prompts FILE or --world N (or --reward-weight 0 with --sft-data)")
+    if args.sft_data and args.sft_data.partition(":")[0] not in ("dl3dv", "world"):
+        raise InputError(f"--sft-data must be dl3dv:ROOT[:CAPTIONS] or world:N, got {args.sft_data!r}")
+    prompts = [PromptItem(p) for p in _read_prompts(args.prompts)] if args.prompts else []
     lpips = None
     if args.lpips:
         from vist3a.eval.metrics import load_lpips
@@ -157,6 +150,14 @@ def run(args: argparse.Namespace) -> int:
     reward = build_reward(args.reward, lpips=lpips, device=ctx.device) if args.reward_weight > 0 else None
     if reward is not None:
         reward.to(ctx.device)
+    pipe = _load(args.model, ctx.device, args.bf16)
+    s = pipe.settings
+    frames = args.frames or s.num_frames
+    size = args.size or s.height
+    if args.world is not None:
+        prompts = _world_prompts(args.world, args.world_seed, frames, size)
+    sft = _sft_data(args.sft_data, frames, size, args.seed) if args.sft_data else None
+    sft_weight = args.sft_weight if args.sft_weight is not None else (1.0 if sft is not None else 0.0)
     cfg = AlignConfig(
         lr=args.lr, grad_clip=args.grad_clip, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha,
         drtune_k=args.drtune_k, min_steps=args.min_steps, max_steps=args.max_steps, guidance=tuple(args.cfg),
