@@ -169,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    logger = RunLogger(out, enabled=ctx.is_main, wandb_project=args.wandb, config=vars(args) | {"device": str(ctx.device)})
+    logger = RunLogger(out, enabled=ctx.is_main, wandb_project=args.wandb, config={k: v for k, v in vars(args).items() if k != "func"} | {"device": str(ctx.device)})
     try:
         trainer = AlignTrainer(pipe.video, pipe.decoder, reward, prompts, cfg, out, sft_data=sft, dist=ctx, logger=logger)
         if args.resume:
