@@ -41,8 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lora-alpha", type=float, default=16.0, help="LoRA alpha (16)")
     p.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate (1e-4)")
     p.add_argument("--grad-clip", type=float, default=1.0, help="gradient-norm clip (official code 1.0, paper 0.1; 0 = off)")
-    p.add_argument("--reward", default="consistency",
-                   help="comma-separated NAME[:PATH][@WEIGHT]: consistency, world, brightness, clip:DIR, hps:DIR, pickscore:DIR")
+    p.add_argument("--reward", default=None,
+                   help="comma-separated NAME[:PATH][@WEIGHT]: consistency, world, brightness, clip:DIR, hps:DIR, "
+                        "pickscore:DIR (default: consistency,world with --world, else consistency)")
     p.add_argument("--lpips", action="store_true", help="add 0.25*LPIPS to the consistency reward (needs local LPIPS weights)")
     p.add_argument("--reward-weight", type=float, default=1.0, help="weight of the reward loss (1)")
     p.add_argument("--sft-data", metavar="KIND:ROOT",
@@ -147,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
         from vist3a.eval.metrics import load_lpips
 
         lpips = load_lpips(ctx.device)
-    reward = build_reward(args.reward, lpips=lpips, device=ctx.device) if args.reward_weight > 0 else None
+    spec = args.reward or ("consistency,world" if args.world is not None else "consistency")
+    reward = build_reward(spec, lpips=lpips, device=ctx.device) if args.reward_weight > 0 else None
     if reward is not None:
         reward.to(ctx.device)
     pipe = _load(args.model, ctx.device, args.bf16)
