@@ -44,18 +44,17 @@ def find_chromium() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+def browser() -> Iterator[object]:
     """A headless Chromium (Playwright ``Browser``), or a skip saying what is missing."""
     pytest.importorskip("viser", reason="viser is not installed (pip install 'vist3a[view]')")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
     exe = find_chromium()
     if exe is None:
         pytest.skip("no Chromium binary (apt-get install chromium, or set VIST3A_CHROMIUM)")
-    profile = tmp_path_factory.mktemp("chromium-profile")
     with sync_api.sync_playwright() as p:
         try:
             b = p.chromium.launch(
-                executable_path=exe, args=[*CHROMIUM_ARGS, f"--user-data-dir={profile}"], headless=True
+                executable_path=exe, args=CHROMIUM_ARGS, headless=True  # Playwright gives it a fresh profile
             )
         except Exception as exc:  # a broken install
             pytest.skip(f"Chromium at {exe} does not start under Playwright: {str(exc).splitlines()[0]}")
@@ -65,7 +64,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
             b.close()
 
 
-def new_page(browser: object, width: int = 960, height: int = 640) -> object:
+def new_page(browser: object, width: int = 880, height: int = 600) -> object:
     ctx = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)  # type: ignore[attr-defined]
     ctx.set_default_timeout(60_000)
     return ctx.new_page()
