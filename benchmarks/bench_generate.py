@@ -130,13 +130,14 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--no-umt5", action="store_true", help="random prompt embeddings instead of a random UMT5-XXL")
     ap.add_argument("--no-modes", action="store_true", help="skip the low-VRAM mode sweep")
+    ap.add_argument("--device", default="cuda", help=argparse.SUPPRESS)  # a CUDA device (cpu: for mocked dry runs)
     args = ap.parse_args()
     if not torch.cuda.is_available():
         print("needs a CUDA device", file=sys.stderr)
         return 1
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
-    dev = torch.device("cuda")
+    dev = torch.device(args.device)
     t_start = time.perf_counter()
     result: dict[str, Any] = {
         "device": torch.cuda.get_device_name(0), "torch": torch.__version__, "python": platform.python_version(),
