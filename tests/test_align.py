@@ -388,3 +388,18 @@ def test_config_errors(tmp_path):
         AlignTrainer(video, None, BrightnessReward(), ["a"], tiny_config(sft_weight=1.0), tmp_path)
     with pytest.raises(InputError, match="frames"):
         AlignTrainer(video, None, BrightnessReward(), ["a"], tiny_config(num_frames=6), tmp_path)
+
+
+@pytest.mark.gpu
+def test_step_on_cuda_with_gsplat(tmp_path):
+    """One consistency step on CUDA (gsplat renderer when installed); same checks as on CPU."""
+    video, dec = tiny_models()
+    video.to("cuda")
+    dec.to("cuda")
+    before = _state(dec)
+    cfg = tiny_config(reward_views=1, min_steps=2, max_steps=2, num_frames=1, render_backend="auto")
+    tr = AlignTrainer(video, dec, build_reward("consistency"), ["a red cube"], cfg, tmp_path)
+    rec = tr.train_step()
+    assert math.isfinite(rec.reward) and rec.grad_norm > 0 and not rec.skipped
+    after = _state(dec)
+    assert all(torch.equal(after[k], v) for k, v in before.items())
