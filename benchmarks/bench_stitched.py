@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", choices=("official", "mini"), default="official")
     ap.add_argument("--device", default="cuda")
+    ap.add_argument("--frames", type=int, default=13, help="video frames, 1+4k (13)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--train-repeats", type=int, default=2)
     ap.add_argument("--no-train", action="store_true", help="skip the training step")
@@ -87,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     torch.manual_seed(0)
     t0 = time.perf_counter()
-    video, dec, size, frames = build(args.preset, device)
+    video, dec, size, _ = build(args.preset, device)
+    frames = args.frames
     dec.eval()
     recon = dec.recon  # the full network (its front is unused by the stitched path)
     recon_size = dec.image_size
@@ -139,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             terms["total"].backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
-            return float(terms["total"])
+            return float(terms["total"].detach())
 
         times, peak, loss = _timed(train_step, args.train_repeats, device)
         rows.append({"path": "train_step", "frames": frames, "time_s_median": sorted(times)[len(times) // 2],
