@@ -37,10 +37,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--prompts-file", metavar="F", help="a text file with one prompt per line ('#' lines skipped)")
     p.add_argument(
         "--model", default="mini",
-        help="mini (default, embedded, CPU-fast), vist3a-1.3b, vist3a-14b (see docs/weights.md) or a pipeline folder",
+        help="mini (default, embedded, runs on a CPU), vist3a-1.3b, vist3a-14b (see docs/weights.md) or a pipeline folder",
     )  # fmt: skip
     p.add_argument("--out", default="generated", help="output folder (default ./generated)")
-    p.add_argument("--seed", type=int, default=None, help="noise seed (default: the model's, 12413 as the official)")
+    p.add_argument("--seed", type=int, default=None, help="noise seed (default 12413, the official); a repeated prompt gets seed+1, seed+2, ...")
     p.add_argument("--steps", type=int, default=None, help="denoising steps (official 50)")
     p.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale (official 7.5)")
     p.add_argument("--frames", type=int, default=None, help="video frames, 1+4k (official 13)")
