@@ -6,9 +6,8 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import pytest
-from viewer_browser import browser, canvas_rgb, new_page, open_viser, save_screenshot  # noqa: F401
 
+from viewer_browser import browser, canvas_rgb, new_page, open_viser, save_screenshot  # noqa: F401
 from vist3a.gaussians.cameras import Cameras
 from vist3a.gaussians.formats import example_scene_path, load_scene
 

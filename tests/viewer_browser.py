@@ -81,7 +81,7 @@ def input_of(page: object, label: str) -> object:
     import re
 
     row = page.locator("div.mantine-Flex-root", has=page.locator("label", has_text=re.compile(f"^{re.escape(label)}$")))  # type: ignore[attr-defined]
-    return row.last.locator("input").first
+    return row.last.locator("input:not([type=hidden])").first
 
 
 def canvas_rgb(page: object) -> np.ndarray:
