@@ -147,6 +147,7 @@ def main() -> int:
         res["score_scenes"] = len(r.per_scene)
         res["score_splats"] = args.splats
         res["score_scenes_per_min"] = round(r.scenes_per_min, 2)
+        res["score_stage_seconds"] = {k: round(v, 2) for k, v in r.stage_seconds.items()}
         r2 = t23d.evaluate(scenes, metrics, root / "eval", device=dev, progress=False, reuse=True)
         res["score_cached_scenes_per_min"] = round(r2.scenes_per_min, 2)
         print(f"scoring: {r.scenes_per_min:.2f} scenes/min ({r2.scenes_per_min:.2f} with cached views)", flush=True)
@@ -161,6 +162,7 @@ def main() -> int:
             r3 = t23d.evaluate(ws, metrics, root / "gen", pipe=pipe, device=dev, progress=False)
             res["e2e_mini_scenes"] = len(r3.per_scene)
             res["e2e_mini_scenes_per_min"] = round(r3.scenes_per_min, 2)
+            res["e2e_mini_stage_seconds"] = {k: round(v, 2) for k, v in r3.stage_seconds.items()}
             print(f"end to end (mini, generation included): {r3.scenes_per_min:.2f} scenes/min", flush=True)
         if dev.type == "cuda":
             res["peak_gpu_gib"] = round(torch.cuda.max_memory_allocated(dev) / 2**30, 2)

@@ -257,9 +257,11 @@ def generate_scene(pipe: Any, scene: EvalScene, folder: Path, device: torch.devi
     res = pipe(scene.prompt, seed=scene.seed, progress=False, **gen_kwargs)
     export_scene(folder, res.gaussians, res.cameras, frames_per_view=0, orbit_frames=0, device=device, progress=False)
     atomic_write_text(folder / "prompt.txt", scene.prompt + "\n")
+    base = pipe.settings.to_dict() if hasattr(getattr(pipe, "settings", None), "to_dict") else {}
     write_json(folder / "settings.json", {
-        "prompt": scene.prompt, "full_prompt": res.full_prompt, "model": getattr(pipe, "name", "?"),
-        "seed": res.seed, **{k: v for k, v in gen_kwargs.items() if v is not None},
+        **base, **{k: v for k, v in gen_kwargs.items() if v is not None},
+        "prompt": scene.prompt, "full_prompt": res.full_prompt, "model": getattr(pipe, "name", "?"), "seed": res.seed,
+        "timings": {k: round(float(v), 4) for k, v in res.timings.items()},
     })  # fmt: skip
     return dict(res.timings)
 
@@ -326,6 +328,7 @@ class EvalResult:
     n_cached_views: int = 0
     seconds: float = 0.0
     failed: dict[str, str] = field(default_factory=dict)
+    stage_seconds: dict[str, float] = field(default_factory=lambda: {"generate": 0.0, "views": 0.0, "metrics": 0.0})
 
     @property
     def scenes_per_min(self) -> float:
@@ -383,13 +386,18 @@ def evaluate(
                 if pipe is None:
                     raise InputError(f"{folder}: no generated scene and no model to generate it")
                 folder.mkdir(parents=True, exist_ok=True)  # OUT/scenes/<name>
+                t = time.perf_counter()
                 generate_scene(pipe, sc, folder, dev, gen_kwargs or {})
+                result.stage_seconds["generate"] += time.perf_counter() - t
                 result.n_generated += 1
             if "caption" in sc.info and not (folder / WORLD_CAPTION).is_file():
                 atomic_write_text(folder / WORLD_CAPTION, json.dumps(sc.info["caption"].to_dict()) + "\n")
             cache = out_p / VIEWS_DIR / sc.name / views
+            t = time.perf_counter()
             imgs, cached = scene_views(folder, cache, views, n_views, view_seed, render_size, dev)
+            result.stage_seconds["views"] += time.perf_counter() - t
             result.n_cached_views += int(cached)
+            t = time.perf_counter()
             scores: dict[str, list[float]] = {}
             for m in metrics:
                 got = m(imgs, sc.prompt, sc.info)
@@ -398,6 +406,7 @@ def evaluate(
                     if len(vals) != imgs.shape[0]:
                         raise InputError(f"metric {m.name} returned {len(vals)} scores for {imgs.shape[0]} views")
                     scores[c] = vals
+            result.stage_seconds["metrics"] += time.perf_counter() - t
         except Vist3aError as exc:
             log.warning("scene %s failed: %s", sc.name, exc)
             result.failed[sc.name] = str(exc)
@@ -460,6 +469,7 @@ def write_outputs(result: EvalResult, sheet: list[torch.Tensor], settings: dict[
         "reused": result.n_reused,
         "cached_views": result.n_cached_views,
         "seconds": round(result.seconds, 3),
+        "stage_seconds": {k: round(v, 3) for k, v in result.stage_seconds.items()},
         "scenes_per_min": round(result.scenes_per_min, 4),
         "settings": settings,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
