@@ -10,7 +10,16 @@ import time
 import numpy as np
 import pytest
 
-from viewer_browser import browser, canvas_rgb, input_of, new_page, open_viser, save_screenshot  # noqa: F401
+from viewer_browser import (  # noqa: F401
+    browser,
+    canvas_rgb,
+    close_notices,
+    input_of,
+    left_of_panel,
+    new_page,
+    open_viser,
+    save_screenshot,
+)
 
 
 @pytest.fixture(scope="module")
@@ -27,13 +36,19 @@ def test_app_page_generates_shows_and_downloads(browser, tiny, tmp_path) -> None
 
     out = tmp_path / "outputs"
     server = start_server("127.0.0.1", 0)
-    app = GeneratorApp(server, tiny, out, model_name="tiny", frames_per_view=1, render_size=64, max_splats=3000)
+    app = GeneratorApp(server, tiny, out, model_name="tiny", frames_per_view=1, render_size=64, max_splats=8000)
     try:
         page = new_page(browser)
         open_viser(page, f"http://127.0.0.1:{server.get_port()}")
         generate = page.get_by_text("Generate", exact=True)
         generate.wait_for()
-        empty_canvas = canvas_rgb(page)
+        close_notices(page)
+
+        def canvas() -> np.ndarray:
+            return left_of_panel(page, canvas_rgb(page), "Prompt")
+
+        empty_canvas = canvas()
+        assert empty_canvas.std() < 2.0  # nothing drawn yet
         prompt = input_of(page, "Prompt")
 
         # bad input: a clear message in the page, nothing generated, the page keeps working
@@ -53,9 +68,18 @@ def test_app_page_generates_shows_and_downloads(browser, tiny, tmp_path) -> None
         folder = next(out.iterdir())
         assert '"seed": 7' in (folder / "settings.json").read_text()  # the page's seed was used
 
-        # the scene is in the 3D view: the canvas is no longer the empty one
+        # the scene is in the 3D view; Play flies the page's camera along the predicted trajectory
+        panel = next(iter(app.panels.values()))
+        page.get_by_text("Play fly-through", exact=True).click()
+        end = time.monotonic() + 60
+        while not panel.viewer.playing and time.monotonic() < end:
+            time.sleep(0.1)
+        while panel.viewer.playing and time.monotonic() < end:
+            time.sleep(0.2)
+        assert panel.viewer.frame_slider.value == len(panel.viewer.trajectory) - 1
+
         def changed() -> float:
-            return float(np.abs(canvas_rgb(page).astype(int) - empty_canvas.astype(int)).mean())
+            return float(np.abs(canvas().astype(int) - empty_canvas.astype(int)).mean())
 
         end = time.monotonic() + 90
         diff = changed()
@@ -63,7 +87,7 @@ def test_app_page_generates_shows_and_downloads(browser, tiny, tmp_path) -> None
             time.sleep(1.0)
             diff = changed()
         assert diff >= 3.0, f"the canvas did not change after the generation (mean |Δ| = {diff:.2f})"
-        assert canvas_rgb(page).std() > 5.0
+        assert canvas().std() > 5.0
 
         # the fly-through video is on the page and playable
         ready = page.evaluate("() => { const v = document.querySelector('video'); return v ? v.readyState : -1 }")

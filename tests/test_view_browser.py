@@ -7,7 +7,15 @@ import time
 
 import numpy as np
 
-from viewer_browser import browser, canvas_rgb, new_page, open_viser, save_screenshot  # noqa: F401
+from viewer_browser import (  # noqa: F401
+    browser,
+    canvas_rgb,
+    close_notices,
+    left_of_panel,
+    new_page,
+    open_viser,
+    save_screenshot,
+)
 from vist3a.gaussians.cameras import Cameras
 from vist3a.gaussians.formats import example_scene_path, load_scene
 
@@ -24,7 +32,7 @@ def _wait(cond, timeout: float = 60.0, every: float = 0.2) -> bool:
 def _fractions(rgb: np.ndarray) -> tuple[float, float]:
     """Fractions of the canvas showing the example's orange sphere and blue cube."""
     r, g, b = (rgb[..., i].astype(int) for i in range(3))
-    orange = (r > 180) & (g > 70) & (g < 190) & (b < 100)
+    orange = (r > 180) & (g > 100) & (g < 190) & (b < 100)  # not the frusta (230, 90, 30)
     blue = (b > 170) & (r < 120) & (g < 160)
     return float(orange.mean()), float(blue.mean())
 
@@ -42,15 +50,18 @@ def test_view_page_draws_scene_plays_and_survives_corrupt_upload(browser, tmp_pa
         open_viser(page, f"http://127.0.0.1:{server.get_port()}")
         page.get_by_text("Play fly-through", exact=True).wait_for()
         assert _wait(lambda: len(server.get_clients()) == 1, 30)
-        viewer.go_to_frame(0)
+        close_notices(page)
+
+        def canvas() -> np.ndarray:
+            return left_of_panel(page, canvas_rgb(page), "Frame")
 
         # the splats are drawn: both objects of the example scene cover part of the canvas
         def objects_visible() -> bool:
-            o, b = _fractions(canvas_rgb(page))
+            o, b = _fractions(canvas())
             return o > 0.003 and b > 0.003
 
         assert _wait(objects_visible, 90, 1.0), "the canvas does not show the example's sphere and cube"
-        before = canvas_rgb(page)
+        before = canvas()
         assert before.std() > 10.0
         save_screenshot(page, tmp_path / "view.png")
 
@@ -59,7 +70,7 @@ def test_view_page_draws_scene_plays_and_survives_corrupt_upload(browser, tmp_pa
         assert _wait(lambda: viewer.frame_slider.value >= 10, 60), "the fly-through did not advance"
         page.get_by_text("Stop", exact=True).click()
         assert _wait(lambda: not viewer.playing, 10)
-        after = canvas_rgb(page)
+        after = canvas()
         assert np.abs(after.astype(int) - before.astype(int)).mean() > 2.0, "the view did not move"
 
         # a corrupt upload: the reason shows in the page, the scene stays, the server keeps serving

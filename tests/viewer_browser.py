@@ -92,7 +92,28 @@ def canvas_rgb(page: object) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
 
 
+def close_notices(page: object) -> None:
+    """Close viser's notifications (the "software WebGL" notice lies over the canvas)."""
+    close = page.locator("button.mantine-Notification-closeButton")  # type: ignore[attr-defined]
+    for i in reversed(range(close.count())):
+        try:
+            close.nth(i).click(timeout=5_000)
+        except Exception:  # a notice that already went away
+            pass
+    page.wait_for_timeout(500)  # type: ignore[attr-defined]
+
+
+def left_of_panel(page: object, rgb: np.ndarray, anchor: str) -> np.ndarray:
+    """The part of a canvas screenshot left of the control panel (found by a text inside it), above
+    the axes gizmo in the bottom-left corner."""
+    box = page.get_by_text(anchor, exact=True).first.bounding_box()  # type: ignore[attr-defined]
+    x = int(box["x"]) - 30 if box else rgb.shape[1] // 2
+    return rgb[: max(rgb.shape[0] - 80, 1), : max(x, 1)]
+
+
 def save_screenshot(page: object, path: Path) -> None:
+    """A screenshot of the page, without notices."""
+    close_notices(page)
     page.screenshot(path=str(path), timeout=120_000)  # type: ignore[attr-defined]
     keep = os.environ.get("VIST3A_SCREENSHOTS")
     if keep:  # VIST3A_SCREENSHOTS=docs/img keeps a copy (how docs/img/*.png were made)

@@ -102,6 +102,7 @@ class SceneViewer:
         self.trajectory: Cameras | None = None
         self.cameras: Cameras | None = None
         self.n_splats = 0
+        self._center: np.ndarray | None = None
         self.up: tuple[float, float, float] = (0.0, -1.0, 0.0)
 
         self._title = self.gui.add_markdown(f"**{title}**")
@@ -149,21 +150,21 @@ class SceneViewer:
                     self._frustum_handles.append(
                         self.scene.add_camera_frustum(
                             f"/cameras/cam_{i:03d}", fov=pose.fov, aspect=pose.aspect, scale=scale,
-                            color=(230, 90, 30), wxyz=pose.wxyz, position=pose.position,
+                            thickness=0.04 * scale, color=(230, 90, 30), wxyz=pose.wxyz, position=pose.position,
                             visible=bool(self.show_cameras.value),
                         )
                     )  # fmt: skip
             self.trajectory = fly_through(traj_keys, self.frames_per_view) if has_cams else traj_keys
             self.n_splats = len(arrays)
+            self._center = np.median(arrays.centers, axis=0).astype(np.float64)
         n_frames = len(self.trajectory)
         self.frame_slider.max = max(n_frames - 1, 1)
         self.frame_slider.value = 0
-        self._set_initial_camera()
+        self.overview()
         if title is not None:
             self._title.content = f"**{title}**"
         cams = f"{len(cameras)} cameras" if cameras is not None else "no cameras (fly-through = orbit)"
         self.set_status(f"{self.n_splats:,} splats, {cams}, {n_frames} fly-through frames")
-        self.go_to_frame(0, all_clients=True)
 
     def set_status(self, text: str, error: bool = False) -> None:
         self._status.content = f"**Error:** {html.escape(text)}" if error else text
@@ -176,16 +177,34 @@ class SceneViewer:
         for h in self._frustum_handles:
             h.visible = bool(visible)
 
-    def _set_initial_camera(self) -> None:
-        if self.trajectory is None or self.client is not None or not hasattr(self.server, "initial_camera"):
+    def overview_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(position, look_at)`` of a view that shows the scene and the trajectory: the first camera
+        pulled back (and up) by half its distance to the scene's centre, looking at that centre."""
+        assert self.trajectory is not None
+        c2w = self.trajectory.c2w[0].detach().double().cpu().numpy()
+        pos, fwd = c2w[:3, 3], c2w[:3, 2]
+        target = self._center if self._center is not None else pos + fwd
+        d = float(np.linalg.norm(target - pos)) or 1.0
+        return pos - 0.5 * d * fwd + 0.25 * d * np.asarray(self.up), target
+
+    def overview(self) -> None:
+        """Move every page's camera (and a new page's first camera) to :meth:`overview_pose`."""
+        if self.trajectory is None:
             return
-        pose = camera_poses(self.trajectory[0:1])[0]
-        c2w = self.trajectory.c2w[0].detach().float().cpu().numpy()
-        ic = self.server.initial_camera
-        ic.position = tuple(pose.position)
-        ic.look_at = tuple(np.asarray(pose.position) + c2w[:3, 2])
-        ic.up = self.up
-        ic.fov = pose.fov
+        pos, target = self.overview_pose()
+        fov = camera_poses(self.trajectory[0:1])[0].fov
+        if self.client is None and hasattr(self.server, "initial_camera"):
+            ic = self.server.initial_camera
+            ic.position, ic.look_at, ic.up, ic.fov = tuple(pos), tuple(target), self.up, fov
+        for client in self._clients():
+            try:
+                with client.atomic():
+                    client.camera.up_direction = np.asarray(self.up)
+                    client.camera.position = pos
+                    client.camera.look_at = target
+                    client.camera.fov = fov
+            except Exception:  # pragma: no cover - a client that went away
+                pass
 
     # ------------------------------------------------------------------ uploads
     def _on_upload(self) -> None:
@@ -267,11 +286,12 @@ class SceneViewer:
         if traj is None:
             return
         self._playing_token = token
+        self._set_frusta_visible(False)  # the camera flies through them
         start = int(self.frame_slider.value)
         start = 0 if start >= len(traj) - 1 else start
         for i in range(start, len(traj)):
             if token != self._play_token:
-                return
+                break
             t0 = time.perf_counter()
             self.go_to_frame(i)
             self._slider_from_player = True
@@ -281,5 +301,6 @@ class SceneViewer:
                 self._slider_from_player = False
             fps = float(self.fps_slider.value) if math.isfinite(float(self.fps_slider.value)) else 30.0
             time.sleep(max(0.0, 1.0 / max(fps, 1.0) - (time.perf_counter() - t0)))
-        if token == self._play_token:
+        if self._playing_token == token:  # not superseded by a newer play
+            self._set_frusta_visible(bool(self.show_cameras.value))
             self._playing_token = None
