@@ -368,3 +368,13 @@ def test_cli_generates_with_tiny_pipeline(clip_dir: Path, tmp_path: Path) -> Non
                 "--device", "cpu") == 0  # fmt: skip
     data = json.loads((out / t23d.OVERALL_JSON).read_text())
     assert data["generated"] == 0 and data["reused"] == 2 and data["cached_views"] == 2
+
+
+def test_benchmark_prompt_files(shared_dir: Path) -> None:
+    """The paper's prompt sets (METHOD.md §7.1): SceneBench 80, T3Bench 300, DPG-Bench 100, one folder each."""
+    data = shared_dir / "reference" / "vist3a-data"
+    for name, n in (("scene_bench_80.txt", 80), ("t3_total.txt", 300), ("dpg_bench_sampled_prompts.txt", 100)):
+        if not (data / name).is_file():
+            pytest.skip(f"{name} not in {data}")
+        scenes = t23d.prompt_scenes(t23d.read_prompt_file(data / name), 12413)
+        assert len(scenes) == n and len({s.name for s in scenes}) == n
