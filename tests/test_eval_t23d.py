@@ -378,3 +378,14 @@ def test_benchmark_prompt_files(shared_dir: Path) -> None:
             pytest.skip(f"{name} not in {data}")
         scenes = t23d.prompt_scenes(t23d.read_prompt_file(data / name), 12413)
         assert len(scenes) == n and len({s.name for s in scenes}) == n
+
+
+@pytest.mark.gpu
+def test_metrics_and_views_on_cuda_match_cpu(clip_dir: Path, small_scene: Path, tmp_path: Path) -> None:
+    imgs = torch.rand(8, 3, 64, 64, generator=torch.Generator().manual_seed(5))
+    cpu = gm.CLIPScore(clip_dir, device="cpu")(imgs, "a red cube")["clip"]
+    gpu = gm.CLIPScore(clip_dir, device="cuda")(imgs, "a red cube")["clip"]
+    assert gpu == pytest.approx(cpu, abs=1e-2)
+    r = t23d.evaluate(t23d.discover_scenes(small_scene), [gm.CLIPScore(clip_dir, device="cuda")], tmp_path / "o",
+                      device="cuda", progress=False)  # fmt: skip
+    assert len(r.per_view) == 8 and r.n_cached_views == 0
