@@ -164,3 +164,42 @@ def test_scene_viewer_shows_scene_frusta_and_survives_a_corrupt_upload() -> None
         assert not t.is_alive()
     finally:
         server.stop()
+
+
+def test_cli_view_serves_a_bundle_with_its_cameras(tmp_path) -> None:
+    pytest.importorskip("viser")
+    import re
+    import subprocess
+    import sys
+
+    from vist3a.gaussians.formats import save_scene
+
+    save_scene(load_scene(example_scene_path()), tmp_path / "scene.spz")
+    Cameras.orbit(5, width=64, height=64, arc_deg=90).save_json(tmp_path / "cameras.json")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vist3a", "view", str(tmp_path / "scene.spz"), "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        lines = []
+        for line in proc.stdout:  # type: ignore[union-attr]
+            lines.append(line)
+            if "vist3a view: open" in line:
+                break
+        text = "".join(lines)
+        m = re.search(r"open (http://127\.0\.0\.1:\d+)", text)
+        assert m, text
+        assert "cameras.json" in text  # the cameras beside the scene were picked up
+        with urllib.request.urlopen(m.group(1), timeout=20) as r:
+            assert r.status == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_cli_view_malformed_cameras_one_line(tmp_path, capsys) -> None:
+    pytest.importorskip("viser")
+    (tmp_path / "cameras.json").write_text('{"frames": [{"c2w": "nope"}]}')
+    assert main(["view", "example", "--cameras", str(tmp_path / "cameras.json"), "--port", "0"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vist3a view: error:") and "\n" not in err
