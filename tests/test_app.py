@@ -122,3 +122,21 @@ def test_cli_app_port_in_use_one_line(capsys) -> None:
         s.close()
     err = capsys.readouterr().err.strip()
     assert f"port {port}" in err and "in use" in err and "\n" not in err
+
+
+def test_jobs_of_closed_pages_are_skipped(tiny, tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from vist3a.viewer.app import GeneratorApp, Job
+
+    app = GeneratorApp(_FakeServer(), tiny, tmp_path / "out", model_name="tiny")
+    try:
+        gone = _Panel()
+        gone.client = SimpleNamespace(client_id=42)  # not among app.panels: the page was closed
+        app.submit(Job("a cube", 0, 1, 1.0, gone))
+        app.close()
+        app._worker.join(timeout=60)
+        assert not app._worker.is_alive()
+        assert gone.events == [] and app.generations == 0 and not any((tmp_path / "out").iterdir())
+    finally:
+        app.close()

@@ -193,23 +193,34 @@ class GeneratorApp:
             self._pipe = self._pipeline_source()
         return self._pipe
 
+    def _gone(self, job: Job) -> bool:
+        """The page that asked for ``job`` was closed (then the job is skipped)."""
+        client = getattr(job.panel, "client", None)
+        return client is not None and client.client_id not in self.panels
+
     def _work(self) -> None:
         while True:
             job = self.jobs.get()
             if job is None:
                 return
             try:
+                if self._gone(job):
+                    log.info("skipping the generation of a closed page: %r", job.prompt[:60])
+                    continue
                 self._run(job)
             except Exception as exc:  # the worker must survive anything a job does
                 log.exception("generation failed")
                 msg = _one_line(exc) if isinstance(exc, Vist3aError) else f"{type(exc).__name__}: {_one_line(exc)}"
-                job.panel.failed(f"generation failed: {msg}")
+                with contextlib.suppress(Exception):  # the page may have gone meanwhile
+                    job.panel.failed(f"generation failed: {msg}")
             finally:
                 with self._lock:
                     if job in self._waiting:
                         self._waiting.remove(job)
-                for other in list(self._waiting):
-                    other.panel.queued(self.position(other))
+                    waiting = list(self._waiting)
+                for other in waiting:
+                    with contextlib.suppress(Exception):
+                        other.panel.queued(self.position(other))
 
     def _run(self, job: Job) -> None:
         from vist3a.pipelines.export import claim_folder, export_scene, prompt_folder_name, write_json
