@@ -55,8 +55,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--sh-degree", type=int, default=0,
         help="SH degree kept in the scene files (default 0 = colour only, as the official export; up to 4)",
     )  # fmt: skip
-    p.add_argument("--frames-per-view", type=int, default=10, help="trajectory video frames per camera pair (10)")
-    p.add_argument("--orbit-frames", type=int, default=120, help="frames of the orbit video (120; 0 = none)")
+    p.add_argument("--frames-per-view", type=int, default=None,
+                   help="trajectory video frames per camera pair (default 10 on CUDA, 3 on CPU)")
+    p.add_argument("--orbit-frames", type=int, default=None,
+                   help="frames of the orbit video (default 120 on CUDA, 36 on CPU; 0 = none)")
     p.add_argument("--fps", type=float, default=20.0, help="video frame rate (20)")
     p.add_argument("--render-size", type=int, default=None, help="rendered video size (default: the recon size)")
     p.add_argument("--no-video", action="store_true", help="write no videos")
@@ -105,8 +107,12 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError("--template and --no-template exclude each other")
     if args.sh_degree < 0:
         raise InputError(f"--sh-degree must be >= 0, got {args.sh_degree}")
-    if args.frames_per_view < 0 or args.orbit_frames < 0 or args.fps <= 0:
+    if (args.frames_per_view or 0) < 0 or (args.orbit_frames or 0) < 0 or args.fps <= 0:
         raise InputError("--frames-per-view and --orbit-frames must be >= 0 and --fps > 0")
+
+
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -136,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
     want = None if args.device == "auto" else args.device
     ctx = distributed.init(want)
     device = ctx.device if ctx.distributed or args.device == "auto" else torch.device(args.device)
+    on_gpu = device.type == "cuda"  # CPU renders are slow: shorter default videos there
     mine = distributed.shard(list(range(len(prompts))), ctx.rank, ctx.world_size)
     if args.model == "mini":
         for p in dict.fromkeys(prompts):
@@ -174,8 +181,9 @@ def run(args: argparse.Namespace) -> int:
             t0 = time.perf_counter()
             report = export_scene(
                 folder, res.gaussians, res.cameras, formats=formats,
-                frames_per_view=0 if args.no_video else args.frames_per_view,
-                orbit_frames=0 if args.no_video else args.orbit_frames, fps=args.fps, render_size=args.render_size,
+                frames_per_view=0 if args.no_video else _or(args.frames_per_view, 10 if on_gpu else 3),
+                orbit_frames=0 if args.no_video else _or(args.orbit_frames, 120 if on_gpu else 36),
+                fps=args.fps, render_size=args.render_size,
                 device=device, sh_degree=args.sh_degree,
             )  # fmt: skip
             atomic_write_text(folder / "prompt.txt", prompt + "\n")
