@@ -33,6 +33,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--max-prompt-chars", type=int, default=MAX_PROMPT_CHARS, help=f"prompt length limit ({MAX_PROMPT_CHARS})"
     )
+    p.add_argument(
+        "--max-splats", type=int, default=2_000_000,
+        help="most splats sent to the page (the files keep all; lower it for software WebGL)",
+    )  # fmt: skip
     p.add_argument("--low-vram", action="store_true", help="offload the text encoder and DiT between uses (CUDA)")
     p.set_defaults(func=run)
 
@@ -45,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
 
     import_viser()
     check_port(args.host, args.port)
+    if args.max_splats < 1:
+        raise InputError(f"--max-splats must be >= 1, got {args.max_splats}")
     if args.max_prompt_chars < 1:
         raise InputError(f"--max-prompt-chars must be >= 1, got {args.max_prompt_chars}")
     log.info("loading the %s pipeline…", args.model)
@@ -52,7 +58,10 @@ def run(args: argparse.Namespace) -> int:
     if args.low_vram:
         pipe.enable_low_vram()
     server = start_server(args.host, args.port, label="vist3a app")
-    app = GeneratorApp(server, pipe, args.out, model_name=args.model, max_prompt_chars=args.max_prompt_chars)
+    app = GeneratorApp(
+        server, pipe, args.out, model_name=args.model, max_prompt_chars=args.max_prompt_chars,
+        max_splats=args.max_splats,
+    )  # fmt: skip
     try:
         print(f"vist3a app: open {url_of(server)} in a browser (outputs in {app.out_dir}; Ctrl+C to stop)", flush=True)
         while True:

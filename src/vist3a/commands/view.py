@@ -51,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
     elif not args.no_cameras and (scene_path.parent / "cameras.json").is_file():
         cameras = Cameras.load_json(scene_path.parent / "cameras.json")
         log.info("using the cameras in %s", scene_path.parent / "cameras.json")
+    if args.max_splats < 1:
+        raise InputError(f"--max-splats must be >= 1, got {args.max_splats}")
     if args.frames_per_view < 1:
         raise InputError(f"--frames-per-view must be >= 1, got {args.frames_per_view}")
     server = start_server(args.host, args.port, label="vist3a view")
