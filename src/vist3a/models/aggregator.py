@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -142,6 +143,24 @@ class Aggregator(nn.Module):
         self.frame_blocks = nn.ModuleList(make() for _ in range(depth))
         self.global_blocks = nn.ModuleList(make() for _ in range(depth))
         self.reset_parameters()
+
+    @classmethod
+    def from_config(cls, c: Any) -> Aggregator:
+        """Build from a model config with the usual field names (AnySplatConfig, VGGTConfig)."""
+        return cls(
+            img_size=c.pos_embed_img_size,
+            patch_size=c.patch_size,
+            embed_dim=c.embed_dim,
+            depth=c.depth,
+            num_heads=c.num_heads,
+            mlp_ratio=c.mlp_ratio,
+            num_register_tokens=c.num_register_tokens,
+            rope_freq=c.rope_freq,
+            dino_depth=c.dino_depth,
+            dino_num_heads=c.dino_num_heads,
+            intermediate_layer_idx=c.intermediate_layer_idx,
+            round_input_bf16=getattr(c, "round_input_bf16", False),
+        )
 
     def reset_parameters(self) -> None:
         nn.init.normal_(self.camera_token, std=1e-6)

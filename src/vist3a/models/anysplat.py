@@ -180,20 +180,7 @@ class AnySplatEncoder(nn.Module):
         c = config
         self.config = c
         dim2 = 2 * c.embed_dim
-        self.aggregator = Aggregator(
-            img_size=c.pos_embed_img_size,
-            patch_size=c.patch_size,
-            embed_dim=c.embed_dim,
-            depth=c.depth,
-            num_heads=c.num_heads,
-            mlp_ratio=c.mlp_ratio,
-            num_register_tokens=c.num_register_tokens,
-            rope_freq=c.rope_freq,
-            dino_depth=c.dino_depth,
-            dino_num_heads=c.dino_num_heads,
-            intermediate_layer_idx=c.intermediate_layer_idx,
-            round_input_bf16=c.round_input_bf16,
-        )
+        self.aggregator = Aggregator.from_config(c)
         self.camera_head = CameraHead(
             dim2, trunk_depth=c.camera_trunk_depth, num_heads=c.camera_num_heads, mlp_ratio=c.mlp_ratio
         )
