@@ -9,22 +9,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from anysplat_tiny import TINY
 from vist3a import registry
 from vist3a.errors import CheckpointError, MissingWeightsError
 from vist3a.models.checkpoint import load_weights, resolve_weights
-
-TINY = dict(
-    depth=1,
-    dino_depth=1,
-    intermediate_layer_idx=(0, 0, 0, 0),
-    camera_trunk_depth=1,
-    dpt_features=32,
-    dpt_out_channels=(8, 8, 16, 16),
-    embed_dim=64,
-    num_heads=1,
-    dino_num_heads=1,
-    camera_num_heads=2,
-)
 
 
 @pytest.fixture(scope="module")

@@ -9,22 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from anysplat_tiny import TINY
 from vist3a import registry
 from vist3a.cli import main
 from vist3a.commands.reconstruct import center_crop_resize, load_views
-
-TINY = dict(
-    depth=1,
-    dino_depth=1,
-    intermediate_layer_idx=(0, 0, 0, 0),
-    camera_trunk_depth=1,
-    dpt_features=32,
-    dpt_out_channels=(8, 8, 16, 16),
-    embed_dim=64,
-    num_heads=1,
-    dino_num_heads=1,
-    camera_num_heads=2,
-)
 
 
 @pytest.fixture(autouse=True, scope="module")
