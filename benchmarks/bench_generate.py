@@ -44,7 +44,7 @@ except ImportError:  # running from a checkout without `pip install -e .`
 
 from vist3a.io_utils import atomic_write_text
 from vist3a.models.text import TextEncoder, umt5_xxl
-from vist3a.models.video import WAN_13B_DIT, wan21_t2v_1_3b
+from vist3a.models.video import WAN_13B_DIT, WAN_14B_DIT, wan21_t2v_1_3b, wan21_t2v_14b
 from vist3a.pipelines.export import export_scene
 from vist3a.pipelines.text_to_3d import GenerationSettings, TextTo3DPipeline
 from vist3a.stitching.stitched import anysplat_stitched
@@ -130,6 +130,7 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--no-umt5", action="store_true", help="random prompt embeddings instead of a random UMT5-XXL")
     ap.add_argument("--no-modes", action="store_true", help="skip the low-VRAM mode sweep")
+    ap.add_argument("--dit", choices=("1.3b", "14b"), default="1.3b", help="Wan 2.1 DiT size")
     ap.add_argument("--device", default="cuda", help=argparse.SUPPRESS)  # a CUDA device (cpu: for mocked dry runs)
     args = ap.parse_args()
     if not torch.cuda.is_available():
@@ -141,14 +142,15 @@ def main() -> int:
     t_start = time.perf_counter()
     result: dict[str, Any] = {
         "device": torch.cuda.get_device_name(0), "torch": torch.__version__, "python": platform.python_version(),
-        "setting": "Wan2.1-1.3B DiT bf16 + Wan VAE fp32 + stitched AnySplat (random weights); 13 frames 512², "
+        "setting": f"Wan2.1-{args.dit.upper()} DiT bf16 + Wan VAE fp32 + stitched AnySplat (random weights); 13 frames 512², "
                    f"{args.steps} UniPC steps, CFG 7.5, flow shift 5, recon 448²",
     }  # fmt: skip
     rate = bf16_rate()
     result["bf16_matmul_tflops"] = round(rate / 1e12, 1)
 
     t0 = time.perf_counter()
-    video = wan21_t2v_1_3b(device=dev, dtype=torch.bfloat16, components=("vae", "transformer"), seed=0)
+    builder = wan21_t2v_14b if args.dit == "14b" else wan21_t2v_1_3b
+    video = builder(device=dev, dtype=torch.bfloat16, components=("vae", "transformer"), seed=0)
     if not args.no_umt5:
         te = umt5_xxl(device=dev, dtype=torch.bfloat16, max_length=512)
         video.text_encoder = TextEncoder(te.encoder, WordHashTokenizer(te.encoder.config.vocab_size), 512, "random")
@@ -200,7 +202,7 @@ def main() -> int:
     result["ply_mb"] = round(ply_mb, 1)
     result["peak_gib_generation"] = round(peak_gen, 2)
     result["peak_gib_with_export"] = round(peak_all, 2)
-    fl = dit_flops(WAN_13B_DIT, 13, 512, 512, 512, args.steps)
+    fl = dit_flops(WAN_14B_DIT if args.dit == "14b" else WAN_13B_DIT, 13, 512, 512, 512, args.steps)
     floor = fl["flops_total"] / rate
     result["dit_flops"] = fl
     result["denoising_floor_s"] = round(floor, 3)
