@@ -34,6 +34,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     jv.add_argument("--out", default=None, help="write the numbers to this JSON file")
     jv.set_defaults(func=_judge_eval)
 
+    tm = sub.add_parser("train-mini", help="train the mini video VAE (stage vae) or anysplat-mini (stage recon)")
+    tm.add_argument("--stage", choices=["vae", "recon"], required=True)
+    tm.add_argument("--out", required=True, help="run folder (checkpoints/, tb/, metrics.json, the model)")
+    tm.add_argument("--steps", type=int, required=True, help="optimizer steps in total")
+    tm.add_argument("--batch", type=int, default=4, help="scenes per step (default 4)")
+    tm.add_argument("--lr", type=float, default=2e-4)
+    tm.add_argument("--warmup", type=int, default=200, help="linear warm-up steps (default 200)")
+    tm.add_argument("--weight-decay", type=float, default=0.01)
+    tm.add_argument("--grad-clip", type=float, default=1.0)
+    tm.add_argument("--minutes", type=float, default=0.0, help="stop with a checkpoint after this much wall time")
+    tm.add_argument("--resume", nargs="?", const=True, default=False, help="continue (latest, or a checkpoint path)")
+    tm.add_argument("--ckpt-every", type=int, default=500)
+    tm.add_argument("--eval-every", type=int, default=500)
+    tm.add_argument("--eval-scenes", type=int, default=16, help="held-out scenes (default 16)")
+    tm.add_argument("--train-scenes", type=int, default=100_000, help="training scenes (default 100000)")
+    tm.add_argument("--frames", type=int, default=None, help="frames/views per scene (vae 13, recon 8)")
+    tm.add_argument("--size", type=int, default=None, help="image side (vae 256, recon 224)")
+    tm.add_argument("--context", type=int, default=None, help="recon: views given to the network")
+    tm.add_argument("--kl-weight", type=float, default=1e-6, help="vae: weight of the mean KL")
+    tm.add_argument("--lpips-weight", type=float, default=0.0, help="vae: LPIPS weight (needs weights offline)")
+    tm.add_argument("--ema", type=float, default=0.0, help="EMA decay (0 = off)")
+    tm.add_argument("--seed", type=int, default=0)
+    tm.add_argument("--no-shadows", action="store_true")
+    tm.add_argument("--no-bf16", action="store_true", help="no bf16 autocast on CUDA")
+    tm.add_argument("--device", default=None, help="default: cuda when available")
+    tm.add_argument("--wandb", default=None, help="also log to this wandb project")
+    tm.set_defaults(func=_train_mini)
+
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
@@ -68,4 +96,34 @@ def _judge_eval(args: argparse.Namespace) -> int:
         atomic_write_text(args.out, text + "\n")
         print(f"wrote {args.out}")
     print(text)
+    return 0
+
+
+def _train_mini(args: argparse.Namespace) -> int:
+    import torch
+
+    from vist3a.train.mini_loop import MiniTrainConfig
+
+    vae = args.stage == "vae"
+    extra = {"kl_weight": args.kl_weight, "lpips_weight": args.lpips_weight} if vae else {}
+    if not vae and args.context is not None:
+        extra["context"] = args.context
+    cfg = MiniTrainConfig(
+        out=Path(args.out), steps=args.steps, batch=args.batch, lr=args.lr, weight_decay=args.weight_decay,
+        warmup=args.warmup, grad_clip=args.grad_clip, ckpt_every=args.ckpt_every, eval_every=args.eval_every,
+        seed=args.seed, train_scenes=args.train_scenes, eval_scenes=args.eval_scenes,
+        frames=args.frames or (13 if vae else 8), size=args.size or (256 if vae else 224),
+        shadows=not args.no_shadows, minutes=args.minutes, ema=args.ema, bf16=not args.no_bf16,
+        wandb_project=args.wandb, extra=extra,
+    )  # fmt: skip
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if vae:
+        from vist3a.train.mini_vae import train_vae as train
+    else:
+        from vist3a.train.mini_recon import train_recon as train
+    res = train(cfg, device=device, resume=args.resume)
+    state = "finished" if res.finished else "stopped (resume with --resume)"
+    last = res.evals[-1] if res.evals else None
+    print(f"{args.stage}: {state} at step {res.step}/{args.steps}; loss {res.losses[-1] if res.losses else float('nan'):.4g}"
+          + (f"; eval at step {last[0]}: {json.dumps(last[1])}" if last else ""))
     return 0
