@@ -169,3 +169,17 @@ def test_cli_train_mini_refuses_then_resumes(tmp_path, capsys):
     assert main(args) == 1  # refuses to overwrite a run without --resume
     assert main([*args[:7], "3", *args[8:], "--resume"]) == 0
     assert "finished at step 3/3" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------------ GPU
+@pytest.mark.gpu
+def test_gpu_both_stages_bf16(tmp_path):
+    """Both stages run on CUDA under bf16 autocast (mini widths, small clips) and export."""
+    vae = train_vae(vae_cfg(tmp_path / "v", steps=4, size=64, frames=5, batch=2, train_scenes=4), device="cuda",
+                    progress=False)  # fmt: skip
+    assert vae.finished and all(torch.isfinite(torch.tensor(vae.losses)))
+    assert wan_mini(weights=tmp_path / "v" / "wan_mini", components=("vae",), device="cuda").vae.config.latents_std
+    rec = train_recon(recon_cfg(tmp_path / "r", steps=4, size=112, frames=4, batch=2, train_scenes=4), device="cuda",
+                      progress=False)  # fmt: skip
+    assert rec.finished and all(torch.isfinite(torch.tensor(rec.losses)))
+    assert 0 < rec.evals[-1][1]["nvs_psnr"] < 100
