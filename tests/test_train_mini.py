@@ -114,7 +114,7 @@ def test_vae_overfits_and_exports_fp16(tmp_path):
 
 
 def test_vae_resume_reproduces_losses(tmp_path):
-    kw = dict(steps=4, train_scenes=3, batch=1)
+    kw = dict(steps=4, train_scenes=3, batch=1, ema=0.9)  # the EMA is resumed too
     full = train_vae(vae_cfg(tmp_path / "a", **kw), vae_config=TINY_VAE, progress=False)
     part = train_vae(vae_cfg(tmp_path / "b", **kw), vae_config=TINY_VAE, progress=False, stop_after=2)
     assert not part.finished and part.step == 2
@@ -132,6 +132,17 @@ def test_time_budget_stops_with_a_checkpoint(tmp_path):
     assert not res.finished and res.step == 2
     assert res.checkpoint is not None and res.checkpoint.name == "step_00000002.pt"
     assert (tmp_path / "t" / "checkpoints" / "latest").read_text().strip() == "step_00000002.pt"
+
+
+def test_bad_settings_are_clear_errors(tmp_path):
+    from vist3a.errors import InputError
+
+    with pytest.raises(InputError, match="1\\+4k"):
+        train_vae(vae_cfg(tmp_path / "f", frames=6), vae_config=TINY_VAE, progress=False)
+    with pytest.raises(InputError, match="--steps"):
+        train_vae(vae_cfg(tmp_path / "s", steps=0), vae_config=TINY_VAE, progress=False)
+    with pytest.raises(InputError, match="multiple of 14"):
+        train_recon(recon_cfg(tmp_path / "r", size=30), overrides=TINY_RECON, progress=False)
 
 
 # ---------------------------------------------------------------------------------------- recon
