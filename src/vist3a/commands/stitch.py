@@ -145,18 +145,9 @@ def make_dataset(
     parts = []
     for text in specs:
         kind, root = parse_dataset_arg(text)
-        if kind == "dl3dv":
-            ds = DL3DVDataset(
-                root,
-                num_views=frames,
-                window=(frames, window),
-                size=size,
-                feedforward_size=recon_size,
-                protocol=protocol,
-                color_jitter=color_jitter,
-            )
-        elif kind == "scannet":
-            ds = ScanNetDataset(
+        if kind in ("dl3dv", "scannet"):  # the two multi-view datasets share one constructor signature
+            cls = DL3DVDataset if kind == "dl3dv" else ScanNetDataset
+            ds = cls(
                 root,
                 num_views=frames,
                 window=(frames, window),
