@@ -132,6 +132,10 @@ def test_time_budget_stops_with_a_checkpoint(tmp_path):
     assert not res.finished and res.step == 2
     assert res.checkpoint is not None and res.checkpoint.name == "step_00000002.pt"
     assert (tmp_path / "t" / "checkpoints" / "latest").read_text().strip() == "step_00000002.pt"
+    # the weights so far are exported as well, marked unfinished
+    metrics = json.loads((tmp_path / "t" / "metrics.json").read_text())
+    assert metrics["finished"] is False and metrics["steps"] == 2
+    assert (tmp_path / "t" / "wan_mini" / "vae").is_dir()
 
 
 def test_bad_settings_are_clear_errors(tmp_path):

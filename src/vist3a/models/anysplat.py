@@ -364,8 +364,13 @@ class AnySplat(nn.Module):
         )
 
     # --- files --------------------------------------------------------------------------------
-    def save_pretrained(self, folder: str | os.PathLike[str], preset: str = "anysplat") -> Path:
-        """Write ``model.safetensors`` and ``vist3a_model.json`` (preset + config) into ``folder``, atomically."""
+    def save_pretrained(
+        self, folder: str | os.PathLike[str], preset: str = "anysplat", dtype: torch.dtype | None = None
+    ) -> Path:
+        """Write ``model.safetensors`` and ``vist3a_model.json`` (preset + config) into ``folder``, atomically.
+
+        ``dtype``: cast floating-point tensors (e.g. ``torch.float16`` for shipped weights); loading casts back.
+        """
         from safetensors.torch import save_file
 
         from vist3a.io_utils import atomic_path, atomic_write_text
@@ -373,6 +378,8 @@ class AnySplat(nn.Module):
         out = Path(folder)
         out.mkdir(parents=True, exist_ok=True)
         sd = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        if dtype is not None:
+            sd = {k: v.to(dtype) if v.is_floating_point() else v for k, v in sd.items()}
         with atomic_path(out / "model.safetensors") as tmp:
             save_file(sd, str(tmp))
         meta = {"preset": preset, "config": self.config.to_dict()}

@@ -262,26 +262,55 @@ def run_loop(
             if (out_of_time or stop) and step < config.steps:
                 if out_of_time:
                     log.info("time budget of %.1f min used: stopped at step %d (resume with --resume)", config.minutes, step)
+                    # the weights so far are exported too, so a piece that is never resumed still leaves a model
+                    _finish(task, config, ema, history, evals, step, finished=False)
                 return MiniResult(history, evals, step, finished=False, checkpoint=last_ckpt)
     finally:
         bar.close()
         logger.close()
-    metrics = _evaluate(task, ema)
-    if not evals or evals[-1][0] != step:
-        evals.append((step, metrics))
-    if ema is not None:
-        ema.copy_to(model)
-    exported = task.export(out)
+    _finish(task, config, ema, history, evals, step, finished=True)
+    return MiniResult(history, evals, step, finished=True, checkpoint=last_ckpt)
+
+
+def _finish(
+    task: MiniTask,
+    config: MiniTrainConfig,
+    ema: EMA | None,
+    history: list[float],
+    evals: list[tuple[int, dict[str, float]]],
+    step: int,
+    finished: bool,
+) -> None:
+    """Evaluate, export (EMA weights when there are any) and write ``metrics.json``.
+
+    A run stopped by its time budget (``finished=False``) exports without touching the training
+    weights, so resuming from the checkpoint is unaffected.
+    """
     import json
 
     from vist3a.io_utils import atomic_write_text
 
-    atomic_write_text(out / "metrics.json", json.dumps({
-        "stage": task.name, "steps": step, "final_loss": history[-1] if history else None,
+    model = task.model
+    metrics = _evaluate(task, ema)
+    if not evals or evals[-1][0] != step:
+        evals.append((step, metrics))
+    backup = None
+    if ema is not None:
+        backup = {n: p.detach().clone() for n, p in model.named_parameters() if n in ema.shadow} if not finished else None
+        ema.copy_to(model)
+    try:
+        exported = task.export(Path(config.out))
+    finally:
+        if backup is not None:
+            with torch.no_grad():
+                for n, p in model.named_parameters():
+                    if n in backup:
+                        p.copy_(backup[n])
+    atomic_write_text(Path(config.out) / "metrics.json", json.dumps({
+        "stage": task.name, "steps": step, "finished": finished, "final_loss": history[-1] if history else None,
         "eval": metrics, "evals": [{"step": s, **m} for s, m in evals], "export": exported,
         "config": {k: v for k, v in config.to_json().items() if k != "extra"},
     }, indent=1) + "\n")  # fmt: skip
-    return MiniResult(history, evals, step, finished=True, checkpoint=last_ckpt)
 
 
 def _evaluate(task: MiniTask, ema: EMA | None) -> dict[str, float]:

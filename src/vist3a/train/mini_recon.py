@@ -161,8 +161,8 @@ class ReconTask:
         return {"nvs_psnr": float(torch.cat(ps).mean()), "nvs_ssim": float(torch.cat(ss).mean())}
 
     def export(self, out: Path) -> dict[str, Any]:
-        dst = self.model.save_pretrained(out / EXPORT_DIR, preset="anysplat-mini")
-        return {"folder": str(dst), "context_views": self.ctx, "target_views": self.targets}
+        dst = self.model.save_pretrained(out / EXPORT_DIR, preset="anysplat-mini", dtype=torch.float16)
+        return {"folder": str(dst), "dtype": "float16", "context_views": self.ctx, "target_views": self.targets}
 
 
 def train_recon(

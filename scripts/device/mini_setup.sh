@@ -1,0 +1,17 @@
+# Sourced at the start of every mini-model device piece (issues 9/10): wheels, PYTHONPATH, gsplat build cache.
+#   source scripts/device/mini_setup.sh
+export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0
+mkdir -p "${OUT:=/tmp/out}"
+if [ -d .whl ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+fi
+export PYTHONPATH=/tmp/site:$PWD/src:$PWD/.minilm
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+build_gsplat() {  # gsplat JIT-compiles its CUDA extension on first use (~100 s on a fresh machine)
+  python3 -c 'import gsplat; from gsplat.cuda._backend import _C; assert _C is not None; print("gsplat", gsplat.__version__, "ready")'
+}
+# pack a list of run outputs (folders/files) into $OUT/NAME.tar.gz, split into parts of at most 15 MiB
+pack() {
+  local name=$1; shift
+  tar czf "/tmp/$name.tar.gz" "$@" && split -b 15M -d "/tmp/$name.tar.gz" "$OUT/$name.tar.gz.part" && ls -la "$OUT"
+}
