@@ -1,0 +1,233 @@
+"""The claim table (issue 9): metric helpers on analytic cases, noise injection, and an end-to-end tiny run."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from vist3a.errors import InputError
+from vist3a.eval.stitch_claim import (
+    ROWS,
+    ClaimConfig,
+    add_latent_noise,
+    camera_errors,
+    claim_markdown,
+    context_split,
+    depth_absrel,
+    latent_norm,
+    relative_to_first,
+    render_clip,
+    rotation_error_deg,
+    run_claim,
+)
+from vist3a.gaussians.cameras import look_at
+from vist3a.stitching.stitched import StitchedDecoder
+from vist3a.world.sample import make_sample
+
+# the tiny pair of tests/test_stitch_train.py: AnySplat at 56² (4x4 tokens), VAE 64² -> 8x8 latent
+TINY_RECON = dict(
+    embed_dim=48, dino_depth=3, dino_num_heads=2, depth=2, num_heads=2, intermediate_layer_idx=(0, 0, 1, 1),
+    camera_trunk_depth=1, camera_num_heads=2, dpt_features=16, dpt_out_channels=(8, 16, 32, 32), sh_degree=1,
+    image_size=56, pos_embed_img_size=56,
+)  # fmt: skip
+TINY_SPEC = "conv3d_k5x3x3_o48_s1x2x2_p2x1x1"
+TINY_VAE = dict(base_dim=8)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _rot_z(deg: float) -> torch.Tensor:
+    a = math.radians(deg)
+    return torch.tensor([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0], [0.0, 0.0, 1.0]])
+
+
+def _cams(n: int = 4, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    eyes = torch.randn(n, 3, generator=g) * 2 + torch.tensor([0.0, 0.0, -5.0])
+    c2w = torch.stack([look_at(e, torch.zeros(3), torch.tensor([0.0, -1.0, 0.0])) for e in eyes])
+    return c2w
+
+
+# --------------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------------
+def test_context_split_even_odd():
+    ctx, tgt = context_split(25)
+    assert ctx == list(range(0, 25, 2)) and len(ctx) == 13
+    assert tgt == list(range(1, 25, 2)) and len(tgt) == 12
+
+
+def test_rotation_error_known_angle():
+    r = torch.stack([_rot_z(a) for a in (0.0, 10.0, 90.0, 179.0)])
+    err = rotation_error_deg(r, torch.eye(3).expand(4, 3, 3))
+    assert torch.allclose(err, torch.tensor([0.0, 10.0, 90.0, 179.0], dtype=torch.float64), atol=1e-4)
+    # symmetric and invariant to a common rotation
+    base = _cams(4)[:, :3, :3]
+    assert torch.allclose(rotation_error_deg(base @ r, base), rotation_error_deg(base, base @ r), atol=1e-5)
+
+
+def test_camera_errors_zero_for_identical_and_known_offsets():
+    gt = relative_to_first(_cams(5))
+    e0 = camera_errors(gt, gt)
+    assert e0["rot_deg"] < 1e-5 and e0["center_err"] < 1e-9 and e0["center_dir_deg"] < 1e-3
+    # rotating every camera (after the first) by 5° about its own z axis: 5° rotation error, no centre error
+    pred = gt.clone()
+    pred[1:, :3, :3] = pred[1:, :3, :3] @ _rot_z(5.0).double()
+    e = camera_errors(pred, gt)
+    assert e["rot_deg"] == pytest.approx(5.0, abs=1e-4) and e["center_err"] < 1e-9
+    # scaling the centres by 2: direction exact, centre error = mean |c|
+    pred = gt.clone()
+    pred[:, :3, 3] *= 2
+    e = camera_errors(pred, gt)
+    assert e["center_dir_deg"] < 1e-3
+    assert e["center_err"] == pytest.approx(float(gt[1:, :3, 3].norm(dim=-1).mean()), rel=1e-9)
+
+
+def test_relative_to_first_undoes_a_similarity():
+    c2w = _cams(4, seed=3).double()
+    rel = relative_to_first(c2w)
+    assert torch.allclose(rel[0], torch.eye(4, dtype=torch.float64), atol=1e-7)
+    # a rigid motion of the world and a scale of 3 leave the scale-normalised relative poses unchanged
+    t = torch.eye(4, dtype=torch.float64)
+    t[:3, :3] = _rot_z(40.0).double()
+    t[:3, 3] = torch.tensor([1.0, -2.0, 0.5])
+    moved = t[None] @ c2w
+    moved[:, :3, 3] *= 3.0
+    assert torch.allclose(relative_to_first(moved, 1 / 3.0), rel, atol=1e-7)
+
+
+def test_depth_absrel_analytic():
+    gt = torch.rand(2, 8, 8) + 0.5
+    gt[0, :2] = 0  # sky
+    assert depth_absrel(gt.clone(), gt) == 0.0
+    assert depth_absrel(gt * 1.1, gt) == pytest.approx(0.1, rel=1e-6)
+    pred = gt.clone()
+    pred[gt == 0] = 123.0  # sky pixels are ignored
+    assert depth_absrel(pred, gt) == 0.0
+    with pytest.raises(InputError, match="non-sky"):
+        depth_absrel(gt, torch.zeros_like(gt))
+
+
+def test_latent_noise_norm_ratio():
+    z = torch.randn(2, 16, 2, 8, 8) * torch.tensor([1.0, 5.0]).view(2, 1, 1, 1, 1)
+    g = torch.Generator().manual_seed(0)
+    for alpha in (0.0, 0.05, 0.3):
+        zn = add_latent_noise(z, alpha, generator=g)
+        ratio = latent_norm(zn - z) / latent_norm(z)
+        assert torch.allclose(ratio.flatten(), torch.full((2,), alpha), atol=0.02 * max(alpha, 1e-3) + 1e-7)
+    # "l2": the noise per element is alpha * ||z||_F, i.e. sqrt(numel) times the RMS version
+    eps = torch.randn(z.shape, generator=torch.Generator().manual_seed(1))
+    n = z[0].numel()
+    z_l2 = add_latent_noise(z, 1e-3, eps=eps, norm="l2")
+    z_rms = add_latent_noise(z, 1e-3 * math.sqrt(n), eps=eps, norm="rms")
+    assert torch.allclose(z_l2, z_rms, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(z_l2, z, atol=1e-3)
+    with pytest.raises(InputError):
+        add_latent_noise(z, -0.1)
+
+
+def test_25_frame_even_views_vs_13_frame_path():
+    """Non-orbit paths: the 25-frame clip's even views ARE the 13-frame path. Orbits: not (the arc is
+    360·(T-1)/T), which is why the claim uses the 25-frame clip's own even/odd split."""
+    same, differ = 0, 0
+    for i in range(6):
+        a, b = make_sample(i, 7919, 25, 64), make_sample(i, 7919, 13, 64)
+        orbit = "orbit" in a.trajectory.phrase
+        close = torch.allclose(a.cameras.c2w[::2], b.cameras.c2w, atol=1e-5)
+        assert torch.allclose(a.cameras.K[::2], b.cameras.K)
+        assert close != orbit, f"scene {i}: {a.trajectory.phrase}"
+        same += close
+        differ += not close
+    assert same >= 1
+
+
+def test_config_checks():
+    with pytest.raises(InputError, match="1\\+4k"):
+        ClaimConfig(frames=23).check()
+    with pytest.raises(InputError, match="odd"):
+        ClaimConfig(frames=24).check()
+    with pytest.raises(InputError, match="noise-norm"):
+        ClaimConfig(noise_norm="max").check()
+    ClaimConfig().check()
+
+
+# --------------------------------------------------------------------------------------------------
+# end to end with tiny random models
+# --------------------------------------------------------------------------------------------------
+def _tiny_models():
+    from vist3a.models.anysplat import anysplat_mini
+    from vist3a.models.video import wan_mini
+
+    torch.manual_seed(0)
+    recon = anysplat_mini(**TINY_RECON)
+    torch.manual_seed(1)
+    dec = StitchedDecoder(
+        anysplat_mini(**TINY_RECON), TINY_SPEC, "enc_blocks_1", (16, 2, 8, 8), image_size=56
+    )
+    video = wan_mini(components=("vae",), vae_config=TINY_VAE, seed=0)
+    return recon, video, dec
+
+
+def test_render_clip_ground_truth_frame():
+    cfg = ClaimConfig(scenes=1, frames=9, video_size=64, recon_size=56)
+    clip = render_clip(0, cfg)
+    ctx, _ = context_split(9)
+    assert (
+        clip.video.shape == (9, 3, 64, 64)
+        and clip.images.shape == (9, 3, 56, 56)
+        and clip.depth.shape == (9, 56, 56)
+    )
+    assert torch.allclose(clip.c2w[0], torch.eye(4), atol=1e-5)
+    d = clip.depth[ctx]
+    assert float(d[d > 0].mean()) == pytest.approx(1.0, rel=1e-4)  # depths in units of the mean context depth
+    assert clip.K[0, 0, 2] == pytest.approx(28.0)
+
+
+def test_run_claim_end_to_end_tiny(tmp_path):
+    recon, video, dec = _tiny_models()
+    cfg = ClaimConfig(scenes=2, frames=9, video_size=64, recon_size=56, alphas=(0.0, 0.2), backend="torch")
+    res = run_claim(recon, video, dec, cfg, lpips=None, progress=False)
+    json.dumps(res)  # JSON-ready
+    assert (
+        res["scenes"] == [0, 1]
+        and res["context_views"] == [0, 2, 4, 6, 8]
+        and res["target_views"] == [1, 3, 5, 7]
+    )
+    for row in ROWS:
+        r = res["rows"][row]
+        assert len(r["per_scene"]) == 2
+        for m in ("psnr", "ssim", "depth_absrel", "rot_deg", "center_err", "center_dir_deg"):
+            assert r["mean"][m] is not None and math.isfinite(r["mean"][m]), (row, m)
+            assert r["std"][m] >= 0
+        assert r["mean"]["lpips"] is None
+        assert 0 < r["mean"]["psnr"] < 100 and -1 <= r["mean"]["ssim"] <= 1
+    rob = res["robustness"]
+    assert rob["alphas"] == [0.0, 0.2]
+    for row in ("two_stage", "stitched"):
+        for m in ("psnr", "depth_absrel"):
+            assert len(rob[row][m]["mean"]) == 2 and all(math.isfinite(v) for v in rob[row][m]["mean"])
+            assert [len(v) for v in rob[row][m]["per_scene"]] == [2, 2]
+    # alpha = 0 is exactly the clean rows (b) and (c)
+    for row in ("two_stage", "stitched"):
+        clean = [s["psnr"] for s in res["rows"][row]["per_scene"]]
+        assert rob[row]["psnr"]["per_scene"][0] == pytest.approx(clean, rel=1e-5)
+    md = res["markdown"]
+    assert md == claim_markdown(res)
+    assert "(c) stitched decoder on latent" in md and "n/a" in md and "| 0.2 |" in md
+
+
+def test_run_claim_rejects_bad_frames():
+    recon, video, dec = _tiny_models()
+    with pytest.raises(InputError, match="1\\+4k"):
+        run_claim(
+            recon, video, dec, ClaimConfig(scenes=1, frames=11, video_size=64, recon_size=56), lpips=None
+        )
