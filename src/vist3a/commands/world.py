@@ -34,12 +34,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     jv.add_argument("--out", default=None, help="write the numbers to this JSON file")
     jv.set_defaults(func=_judge_eval)
 
-    tm = sub.add_parser("train-mini", help="train the mini video VAE (stage vae) or anysplat-mini (stage recon)")
-    tm.add_argument("--stage", choices=["vae", "recon"], required=True)
+    tm = sub.add_parser("train-mini", help="train the mini video VAE (vae), anysplat-mini (recon) or the mini DiT (dit)")
+    tm.add_argument("--stage", choices=["vae", "recon", "dit"], required=True)
     tm.add_argument("--out", required=True, help="run folder (checkpoints/, tb/, metrics.json, the model)")
     tm.add_argument("--steps", type=int, required=True, help="optimizer steps in total")
-    tm.add_argument("--batch", type=int, default=4, help="scenes per step (default 4)")
-    tm.add_argument("--lr", type=float, default=2e-4)
+    tm.add_argument("--batch", type=int, default=None, help="scenes per step (default 4; dit 32)")
+    tm.add_argument("--lr", type=float, default=None, help="default 2e-4; dit 3e-4")
     tm.add_argument("--warmup", type=int, default=200, help="linear warm-up steps (default 200)")
     tm.add_argument("--weight-decay", type=float, default=0.01)
     tm.add_argument("--grad-clip", type=float, default=1.0)
@@ -54,6 +54,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tm.add_argument("--context", type=int, default=None, help="recon: views given to the network")
     tm.add_argument("--kl-weight", type=float, default=1e-6, help="vae: weight of the mean KL")
     tm.add_argument("--lpips-weight", type=float, default=0.0, help="vae: LPIPS weight (needs weights offline)")
+    tm.add_argument("--vae", default=None, help="dit: the trained VAE (RUN/wan_mini written by --stage vae)")
+    tm.add_argument("--cache-scenes", type=int, default=4000, help="dit: training scenes in the latent cache")
+    tm.add_argument("--cfg-drop", type=float, default=0.1, help="dit: caption dropout probability for CFG")
     tm.add_argument("--ema", type=float, default=0.0, help="EMA decay (0 = off)")
     tm.add_argument("--seed", type=int, default=0)
     tm.add_argument("--no-shadows", action="store_true")
@@ -102,22 +105,34 @@ def _judge_eval(args: argparse.Namespace) -> int:
 def _train_mini(args: argparse.Namespace) -> int:
     import torch
 
+    from vist3a.errors import InputError
     from vist3a.train.mini_loop import MiniTrainConfig
 
-    vae = args.stage == "vae"
+    vae, dit = args.stage == "vae", args.stage == "dit"
+    if dit and not args.vae:
+        raise InputError("--stage dit needs --vae RUN/wan_mini (the export of `vist3a world train-mini --stage vae`)")
     extra = {"kl_weight": args.kl_weight, "lpips_weight": args.lpips_weight} if vae else {}
+    if dit:
+        extra = {"cfg_drop": args.cfg_drop}
     if not vae and args.context is not None:
         extra["context"] = args.context
     cfg = MiniTrainConfig(
-        out=Path(args.out), steps=args.steps, batch=args.batch, lr=args.lr, weight_decay=args.weight_decay,
+        out=Path(args.out), steps=args.steps, batch=args.batch or (32 if dit else 4),
+        lr=args.lr or (3e-4 if dit else 2e-4), weight_decay=args.weight_decay,
         warmup=args.warmup, grad_clip=args.grad_clip, ckpt_every=args.ckpt_every, eval_every=args.eval_every,
-        seed=args.seed, train_scenes=args.train_scenes, eval_scenes=args.eval_scenes,
-        frames=args.frames or (13 if vae else 8), size=args.size or (256 if vae else 224),
+        seed=args.seed, train_scenes=args.cache_scenes if dit else args.train_scenes, eval_scenes=args.eval_scenes,
+        frames=args.frames or (13 if vae or dit else 8), size=args.size or (256 if vae or dit else 224),
         shadows=not args.no_shadows, minutes=args.minutes, ema=args.ema, bf16=not args.no_bf16,
         wandb_project=args.wandb, extra=extra,
     )  # fmt: skip
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if vae:
+    if dit:
+        from functools import partial
+
+        from vist3a.train.mini_dit import train_dit
+
+        train = partial(train_dit, vae=args.vae)
+    elif vae:
         from vist3a.train.mini_vae import train_vae as train
     else:
         from vist3a.train.mini_recon import train_recon as train

