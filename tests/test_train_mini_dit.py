@@ -171,6 +171,9 @@ def test_cli_stage_dit(tmp_path, vae_dir, capsys):
     assert main(args) == 1  # no --vae
     assert "--vae" in capsys.readouterr().err
     shutil.copytree(vae_dir, tmp_path / "vae")
+    assert main([*args, "--vae", str(tmp_path / "vae"), "--cache-only"]) == 0
+    assert "latent cache ready" in capsys.readouterr().out
+    assert (out / "cache" / "train_00000.safetensors").is_file() and not (out / "checkpoints").exists()
     assert main([*args, "--vae", str(tmp_path / "vae")]) == 0
     assert "dit: finished at step 2/2" in capsys.readouterr().out
     assert (out / "wan_mini" / "transformer" / "config.json").is_file()

@@ -57,6 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tm.add_argument("--vae", default=None, help="dit: the trained VAE (RUN/wan_mini written by --stage vae)")
     tm.add_argument("--cache-scenes", type=int, default=4000, help="dit: training scenes in the latent cache")
     tm.add_argument("--cfg-drop", type=float, default=0.1, help="dit: caption dropout probability for CFG")
+    tm.add_argument("--cache-only", action="store_true", help="dit: build the latent cache, then stop")
     tm.add_argument("--ema", type=float, default=0.0, help="EMA decay (0 = off)")
     tm.add_argument("--seed", type=int, default=0)
     tm.add_argument("--no-shadows", action="store_true")
@@ -131,12 +132,15 @@ def _train_mini(args: argparse.Namespace) -> int:
 
         from vist3a.train.mini_dit import train_dit
 
-        train = partial(train_dit, vae=args.vae)
+        train = partial(train_dit, vae=args.vae, cache_only=args.cache_only)
     elif vae:
         from vist3a.train.mini_vae import train_vae as train
     else:
         from vist3a.train.mini_recon import train_recon as train
     res = train(cfg, device=device, resume=args.resume)
+    if dit and args.cache_only:
+        print(f"dit: latent cache ready in {Path(args.out) / 'cache'} ({cfg.train_scenes} + {cfg.eval_scenes} scenes)")
+        return 0
     state = "finished" if res.finished else "stopped (resume with --resume)"
     last = res.evals[-1] if res.evals else None
     print(f"{args.stage}: {state} at step {res.step}/{args.steps}; loss {res.losses[-1] if res.losses else float('nan'):.4g}"

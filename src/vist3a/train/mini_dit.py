@@ -52,7 +52,7 @@ import torch.nn.functional as F
 
 from vist3a.errors import CheckpointError, InputError, MissingWeightsError
 from vist3a.models.text import TextEncoder
-from vist3a.models.video import VideoModel, cast_keeping_fp32, wan_mini
+from vist3a.models.video import MINI_DIT, VideoModel, _build_random, cast_keeping_fp32, wan_mini
 from vist3a.train.mini_loop import MiniResult, MiniTrainConfig, mix_seed, run_loop
 
 log = logging.getLogger(__name__)
@@ -438,6 +438,7 @@ def train_dit(
     stop_after: int | None = None,
     progress: bool = True,
     clock: Any = None,
+    cache_only: bool = False,
 ) -> MiniResult:
     """Train (or continue training) the wan-mini DiT; see the module docstring.
 
@@ -449,14 +450,21 @@ def train_dit(
             under ``config.seed``.
         text_encoder: MiniLM for building the cache (default: :func:`~vist3a.models.text.minilm_l6`).
         resume, stop_after, progress, clock: see :func:`~vist3a.train.mini_loop.run_loop`.
+        cache_only: build (or check) the latent cache and return without training (``step`` 0), so
+            a device session can spend one piece on the cache and the next ones on training.
     """
+    from diffusers import WanTransformer3DModel
+
+    config.check()
     dev = torch.device(device)
     vm, folder = load_trained_vae(vae, dev)
     vm.latent_shape(1, config.frames, config.size, config.size)  # frames 1+4k, size a multiple of 16
-    dit = wan_mini(device=dev, components=("vae", "transformer"), seed=config.seed, dit_config=dit_config,
-                   vae_config={k: vm.vae.config[k] for k in ("base_dim", "dim_mult", "num_res_blocks")}).transformer  # fmt: skip
+    dit = _build_random(WanTransformer3DModel, {**MINI_DIT, **(dit_config or {})}, dev, None, config.seed)
     video_model = VideoModel(vm.vae, dit, None, flow_shift=vm.flow_shift, name="wan-mini")
     config.extra = {"progress": progress, **config.extra}
     task = DitTask(video_model, folder, config, dev, text_encoder=text_encoder)
+    if cache_only:
+        log.info("latent cache ready: %d training and %d held-out scenes", len(task.train_set), len(task.eval_set))
+        return MiniResult([], [], 0, finished=False)
     kw = {"clock": clock} if clock is not None else {}
     return run_loop(task, config, dev, resume=resume, stop_after=stop_after, progress=progress, **kw)
