@@ -231,3 +231,54 @@ def test_run_claim_rejects_bad_frames():
         run_claim(
             recon, video, dec, ClaimConfig(scenes=1, frames=11, video_size=64, recon_size=56), lpips=None
         )
+
+
+def _script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "mini_claim.py"
+    spec = importlib.util.spec_from_file_location("mini_claim_script", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_script_loads_a_trained_stitched_folder(tmp_path):
+    """`vist3a stitch train` writes stitched.safetensors + stitched.json; the script rebuilds the decoder on
+    its own copy of the reconstructor and loads the trained state (LoRA included), by file or folder."""
+    from vist3a.stitching.export import save_trained
+
+    recon, _, dec = _tiny_models()
+    dec.recon.load_state_dict(recon.state_dict())
+    dec.requires_grad_(False)
+    dec.add_lora("r2,a4")
+    with torch.no_grad():
+        for name, p in dec.named_parameters():
+            if "lora_B" in name or "stitching_layer" in name:
+                p.add_(0.01 * torch.randn_like(p))
+    save_trained(dec, tmp_path / "stitch", meta={"recon": "anysplat-mini"})
+    mod = _script()
+    want = dec.trainable_state_dict()
+    for arg in (tmp_path / "stitch" / "stitched.safetensors", tmp_path / "stitch"):
+        got = mod.load_stitched(str(arg), recon, torch.device("cpu"))
+        assert got.recon is not recon  # a private copy: LoRA must not wrap the row-(a) network
+        state = got.trainable_state_dict()
+        assert set(state) == set(want)
+        assert all(torch.equal(state[k], want[k].float()) for k in want)
+    assert not any("lora" in n for n, _ in recon.named_modules())
+    with pytest.raises(Exception, match="not found"):
+        mod.load_stitched(str(tmp_path / "nope.safetensors"), recon, torch.device("cpu"))
+
+
+@pytest.mark.gpu
+def test_run_claim_tiny_cuda():
+    recon, video, dec = _tiny_models()
+    dev = torch.device("cuda")
+    recon, video, dec = recon.to(dev), video.to(dev), dec.to(dev)
+    cfg = ClaimConfig(scenes=1, frames=9, video_size=64, recon_size=56, alphas=(0.0, 0.1))
+    res = run_claim(recon, video, dec, cfg, device=dev, lpips=None, progress=False)
+    for row in ROWS:
+        assert math.isfinite(res["rows"][row]["mean"]["psnr"]) and math.isfinite(
+            res["rows"][row]["mean"]["rot_deg"]
+        )
