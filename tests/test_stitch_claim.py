@@ -220,6 +220,8 @@ def test_run_claim_end_to_end_tiny(tmp_path):
     for row in ("two_stage", "stitched"):
         clean = [s["psnr"] for s in res["rows"][row]["per_scene"]]
         assert rob[row]["psnr"]["per_scene"][0] == pytest.approx(clean, rel=1e-5)
+    vp = res["vae_psnr"]
+    assert len(vp["per_scene"]) == 2 and math.isfinite(vp["mean"]) and vp["std"] >= 0
     md = res["markdown"]
     assert md == claim_markdown(res)
     assert "(c) stitched decoder on latent" in md and "n/a" in md and "| 0.2 |" in md
@@ -282,3 +284,58 @@ def test_run_claim_tiny_cuda():
         assert math.isfinite(res["rows"][row]["mean"]["psnr"]) and math.isfinite(
             res["rows"][row]["mean"]["rot_deg"]
         )
+
+
+def _unproject(depth: torch.Tensor, K: torch.Tensor, c2w: torch.Tensor) -> torch.Tensor:
+    """Pixel centres ``[V,H,W]`` at z-depth → world points ``[V,H,W,3]`` (OpenCV, pixel centres at +0.5)."""
+    v, h, w = depth.shape
+    ys, xs = torch.meshgrid(torch.arange(h) + 0.5, torch.arange(w) + 0.5, indexing="ij")
+    out = []
+    for i in range(v):
+        k = K[i]
+        x = (xs - k[0, 2]) / k[0, 0] * depth[i]
+        y = (ys - k[1, 2]) / k[1, 1] * depth[i]
+        cam = torch.stack([x, y, depth[i]], -1)
+        out.append(cam @ c2w[i, :3, :3].T + c2w[i, :3, 3])
+    return torch.stack(out)
+
+
+def test_score_prediction_oracle_geometry_and_renders():
+    """A prediction with the exact geometry in another frame (rigid motion, scale 3) scores 0 depth / camera
+    error after the mean-depth alignment; Gaussians on the target views' exact pixels give a high PSNR."""
+    from vist3a.eval.stitch_claim import Prediction, score_prediction
+    from vist3a.gaussians.gaussians import Gaussians
+
+    cfg = ClaimConfig(scenes=1, frames=9, video_size=64, recon_size=56, backend="torch")
+    clip = render_clip(0, cfg)
+    ctx, tgt = context_split(9)
+    depth = clip.depth[tgt].clone()
+    depth[depth == 0] = 50.0  # sky far away (the far plane is 100)
+    pts = _unproject(depth, clip.K[tgt], clip.c2w[tgt]).reshape(-1, 3)
+    cols = clip.images[tgt].permute(0, 2, 3, 1).reshape(-1, 3)
+    size = (depth / clip.K[tgt][:, 0, 0].view(-1, 1, 1)).reshape(-1, 1).expand(-1, 3) * 0.6
+    g = Gaussians.from_colors(pts, cols, size, torch.full((len(pts),), 0.99))
+    # the predicted frame: a rigid motion of the world and 3x the scale
+    t = torch.eye(4)
+    t[:3, :3] = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(0)))[0]
+    if torch.linalg.det(t[:3, :3]) < 0:
+        t[:3, :3] = -t[:3, :3]
+    t[:3, 3] = torch.tensor([0.3, -1.0, 2.0])
+    c2w = (t[None].double() @ clip.c2w[ctx].double()).float()
+    c2w[:, :3, 3] *= 3.0
+    pred = Prediction(g, c2w, clip.depth[ctx] * 3.0)
+    s = score_prediction(pred, clip, cfg)
+    assert s["depth_absrel"] == pytest.approx(0.0, abs=1e-6)
+    assert s["depth_absrel_raw"] == pytest.approx(2.0, rel=1e-5)
+    assert s["rot_deg"] < 0.05 and s["center_err"] < 1e-4 and s["center_dir_deg"] < 0.05
+    assert s["psnr"] > 20 and s["lpips"] is None
+    # control: the same Gaussians with shuffled colours render far worse at the same cameras
+    perm = torch.randperm(len(pts), generator=torch.Generator().manual_seed(1))
+    g_bad = Gaussians.from_colors(pts, cols[perm], size, torch.full((len(pts),), 0.99))
+    s_bad = score_prediction(Prediction(g_bad, c2w, clip.depth[ctx] * 3.0), clip, cfg)
+    assert s["psnr"] > s_bad["psnr"] + 6 and s["ssim"] > s_bad["ssim"] + 0.2
+    # a wrong rotation of one camera shows up in the rotation error only
+    bad = c2w.clone()
+    bad[2, :3, :3] = bad[2, :3, :3] @ _rot_z(12.0)
+    e = score_prediction(Prediction(g, bad, clip.depth[ctx] * 3.0), clip, cfg)
+    assert e["rot_deg"] == pytest.approx(12.0 / (len(ctx) - 1), abs=0.05)

@@ -30,7 +30,7 @@ depths divided by the mean ground-truth context depth ``s``):
 
 **Robustness** (paper App. D.2): ``z' = z + α·‖z‖·ε`` with ``ε ~ N(0, I)`` drawn from a fixed seed
 per scene (the same ``ε`` for every α and both rows). METHOD.md does not define ``‖z‖``; here it is
-the per-sample RMS of the raw latent (``noise_norm="rms"``, so α is the noise-to-signal RMS ratio);
+the per-sample RMS of the **raw** latent, the one both decoders read (``noise_norm="rms"``, so α is the noise-to-signal RMS ratio);
 ``"l2"`` uses the Frobenius norm of the whole sample as the paper's formula literally reads (at the
 mini latent size, α_l2 = α_rms / 256). Row ``two_stage`` decodes ``z'`` and reconstructs; row
 ``stitched`` decodes ``z'`` with the stitched decoder. NVS PSNR and depth AbsRel per α.
@@ -369,8 +369,9 @@ def score_prediction(
             clip.index,
             mean_pred,
         )
-        out.update({"depth_absrel": math.nan, "depth_absrel_raw": math.nan})
-        out.update(dict.fromkeys(("rot_deg", "center_err", "center_dir_deg"), math.nan))
+        out.update(
+            dict.fromkeys(("depth_absrel", "depth_absrel_raw", "rot_deg", "center_err", "center_dir_deg"))
+        )
         return out
     out["depth_absrel"] = depth_absrel(pd * k, gt_d)
     out["depth_absrel_raw"] = depth_absrel(pd, gt_d)
@@ -457,11 +458,15 @@ def run_claim(
         clip_fn: replaces :func:`render_clip` (tests).
 
     Returns:
-        JSON-ready dict: ``config``, ``rows`` (per row ``mean``/``std``/``per_scene``), ``robustness``
+        JSON-ready dict: ``config``, ``rows`` (per row ``mean``/``std``/``per_scene``; a metric that
+        cannot be computed for a scene is None there and left out of the mean), ``vae_psnr`` (the
+        decoded context frames against the ground truth, 224²: what row (b) reads), ``robustness``
         (per row and metric, ``mean``/``std`` per α and per-scene lists), ``lpips``, ``seconds``,
         ``markdown``.
     """
     from tqdm import tqdm
+
+    from vist3a.eval.metrics import psnr
 
     cfg = config or ClaimConfig()
     models = ClaimModels(recon, video, stitched)
@@ -472,15 +477,17 @@ def run_claim(
     ctx, _ = context_split(cfg.frames)
     clip_fn = clip_fn or render_clip
     per_scene: dict[str, list[dict[str, Any]]] = {r: [] for r in ROWS}
-    robust: dict[str, dict[str, list[list[float]]]] = {
+    robust: dict[str, dict[str, list[list[float | None]]]] = {
         r: {m: [[] for _ in cfg.alphas] for m in ROBUST_METRICS} for r in ("two_stage", "stitched")
     }
+    vae_psnr: list[float] = []
     t0 = time.perf_counter()
     for i in tqdm(range(cfg.scenes), desc="claim scenes", unit="scene", disable=not progress):
         clip = clip_fn(i, cfg, dev)
         gt_ctx = resize_frames(clip.video[ctx], cfg.recon_size)
         z = models.encode(clip.video[ctx])
         decoded = models.decode(z, cfg.recon_size)
+        vae_psnr.append(float(psnr(decoded, gt_ctx.to(decoded.device)).clamp(max=100.0).mean()))
         rgb_c = decoded if cfg.stitched_rgb == "decoded" else gt_ctx
         preds = {
             "anysplat": models.reconstruct(gt_ctx),
@@ -502,7 +509,7 @@ def run_claim(
             for row, p in noisy.items():
                 s = score_prediction(p, clip, cfg, None)
                 for m in ROBUST_METRICS:
-                    robust[row][m][a_i].append(float(s[m]))  # type: ignore[arg-type]
+                    robust[row][m][a_i].append(s[m])
     seconds = time.perf_counter() - t0
     rows: dict[str, Any] = {}
     for row in ROWS:
@@ -526,6 +533,7 @@ def run_claim(
         "context_views": ctx,
         "target_views": context_split(cfg.frames)[1],
         "rows": rows,
+        "vae_psnr": dict(zip(("mean", "std"), _summary(vae_psnr), strict=True), per_scene=vae_psnr),
         "robustness": rob,
         "lpips": lpips is not None,
         "seconds": seconds,
@@ -564,6 +572,12 @@ def claim_markdown(result: dict[str, Any]) -> str:
         lines.append(
             f"| {r['label']} | " + " | ".join(_fmt(r["mean"][k], r["std"][k], d) for k, _, d in cols) + " |"
         )
+    vp = result.get("vae_psnr")
+    if vp and vp.get("mean") is not None:
+        lines += [
+            "",
+            f"VAE reconstruction of the context frames (row (b)'s input): PSNR {_fmt(vp['mean'], vp['std'], 2)} dB.",
+        ]
     rob = result["robustness"]
     if rob["alphas"]:
         lines += [
