@@ -30,8 +30,8 @@ depths divided by the mean ground-truth context depth ``s``):
 
 **Robustness** (paper App. D.2): ``z' = z + α·‖z‖·ε`` with ``ε ~ N(0, I)`` drawn from a fixed seed
 per scene (the same ``ε`` for every α and both rows). METHOD.md does not define ``‖z‖``; here it is
-the per-sample RMS of the **raw** latent, the one both decoders read (``noise_norm="rms"``, so α is the noise-to-signal RMS ratio);
-``"l2"`` uses the Frobenius norm of the whole sample as the paper's formula literally reads (at the
+the per-sample RMS of the **raw** latent, the one both decoders read (``noise_norm="rms"``, so α is
+the noise-to-signal RMS ratio); ``"l2"`` uses the Frobenius norm of the whole sample as the paper's formula literally reads (at the
 mini latent size, α_l2 = α_rms / 256). Row ``two_stage`` decodes ``z'`` and reconstructs; row
 ``stitched`` decodes ``z'`` with the stitched decoder. NVS PSNR and depth AbsRel per α.
 """
@@ -572,6 +572,13 @@ def claim_markdown(result: dict[str, Any]) -> str:
         lines.append(
             f"| {r['label']} | " + " | ".join(_fmt(r["mean"][k], r["std"][k], d) for k, _, d in cols) + " |"
         )
+    lines += [
+        "",
+        "NVS: 224² renders at the odd views' ground-truth cameras in the normalised frame (first context "
+        "camera = identity, unit = mean GT context depth). Depth AbsRel on non-sky context pixels and camera "
+        "errors (views 1..N-1 of the context) after aligning the predicted scale by the mean depth; "
+        "centre error in units of the mean context depth.",
+    ]
     vp = result.get("vae_psnr")
     if vp and vp.get("mean") is not None:
         lines += [
