@@ -85,7 +85,7 @@ def load_trained_vae(path: str | os.PathLike[str], device: torch.device) -> tupl
         vm = wan_mini(weights=folder, components=("vae",), device=device)
     except (OSError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"--vae {folder}: could not load the VAE ({str(e).splitlines()[0][:200]})") from e
-    vm.vae.to(torch.float32).requires_grad_(False).eval()
+    cast_keeping_fp32(vm.vae, torch.float32).requires_grad_(False).eval()  # (.to() warns on diffusers models)
     if not vm.per_channel_stats:
         raise CheckpointError(f"--vae {folder}: the VAE config has no latents_mean/latents_std (not a VAE-stage export)")
     if vm.latent_channels != 16 or vm.temporal_ratio != 4 or vm.spatial_ratio != 8:
