@@ -1,5 +1,5 @@
-"""Scene bundles (export_scene), the interpolated trajectory, the orbit placed around a scene, and safe
-per-prompt folder names."""
+"""Scene bundles (export_scene), the interpolated trajectory, the orbit placed around a scene, safe
+per-prompt folder names, and the splat reduction behind the CPU export defaults (voxel merging)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,18 @@ import pytest
 import torch
 
 from vist3a.errors import InputError
-from vist3a.gaussians.cameras import Cameras
+from vist3a.gaussians.cameras import Cameras, quat_to_matrix
 from vist3a.gaussians.formats import load_scene
 from vist3a.gaussians.gaussians import Gaussians
 from vist3a.pipelines.export import (
+    MERGE_INFLATION,
     claim_folder,
     export_scene,
+    merge_voxels,
     occurrences,
     parse_formats,
     prompt_folder_name,
+    reduce_splats,
     slugify,
     trajectory_cameras,
 )
@@ -120,3 +123,96 @@ def test_orbit_radius_from_extent_fills_the_view():
     dist = float((cams.c2w[0, :3, 3] - target).norm())
     extent = float((g.means - target).norm(dim=-1).quantile(0.9))
     assert dist == pytest.approx(1.1 * extent / math.sin(math.radians(30)), rel=0.05)
+
+
+# ---------------------------------------------------------------- splat reduction (CPU export defaults)
+def test_merging_two_splats_matches_their_moments():
+    """Two isotropic splats (scale s, opacity a) at ±d on x: one Gaussian with mean 0, covariance
+    k·diag(s²+d², s², s²) and opacity min(2a·s² / (s·sqrt(s²+d²)), 1 − (1−a)²), worked out by hand."""
+    s, d, a = 0.1, 0.2, 0.6
+    g = _splats(torch.tensor([[-d, 0.0, 0.0], [d, 0.0, 0.0]]), torch.tensor([[1.0, 0, 0], [0, 0, 1.0]]), a)
+    g.scales[:] = s
+    m = merge_voxels(g, voxel_size=10.0)
+    assert len(m) == 1
+    torch.testing.assert_close(m.means[0], torch.zeros(3), atol=1e-6, rtol=0)
+    torch.testing.assert_close(m.colors[0], torch.tensor([0.5, 0.0, 0.5]), atol=1e-5, rtol=0)
+    k = MERGE_INFLATION
+    expect = torch.tensor([s, s, math.sqrt(s * s + d * d)]) * math.sqrt(k)  # ascending, as eigh gives them
+    torch.testing.assert_close(m.scales[0], expect, atol=1e-5, rtol=0)
+    rot = quat_to_matrix(m.quats)[0]
+    assert abs(float(rot[:, 2] @ torch.tensor([1.0, 0, 0]))) > 0.9999  # the long axis lies along x
+    alpha = min(2 * a * s * s / (s * math.sqrt(s * s + d * d)), 1 - (1 - a) ** 2)
+    assert float(m.opacities[0]) == pytest.approx(alpha, rel=1e-4)
+
+
+def test_a_stack_of_views_of_one_surface_stays_opaque():
+    """13 copies of one splat (one surface point seen from 13 views), opacity 0.3 each → 1 − 0.7¹³."""
+    g = _splats(torch.zeros(13, 3) + torch.randn(13, 3) * 1e-4, torch.full((13, 3), 0.5), 0.3)
+    m = merge_voxels(g, voxel_size=1.0)
+    assert len(m) == 1 and float(m.opacities[0]) == pytest.approx(1 - 0.7**13, rel=1e-3)
+
+
+def test_reduce_splats_prunes_invisible_and_meets_the_budget():
+    gen = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[0.0, 0, 0], [1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]])
+    means = (centres[:, None] + 0.01 * torch.randn(4, 50, 3, generator=gen)).reshape(-1, 3)
+    g = _splats(means, torch.rand(200, 3, generator=gen), 0.8)
+    invisible = _splats(torch.rand(30, 3, generator=gen), torch.rand(30, 3, generator=gen), 0.5 / 255)
+    both = Gaussians.cat([g, invisible])
+    assert len(reduce_splats(both, None)) == 200  # only the invisible ones go
+    assert len(reduce_splats(both, 0)) == 200
+    r = reduce_splats(both, 10)
+    assert 4 <= len(r) <= 10  # never merges across the four far-apart clusters: at least 4 remain
+    four = reduce_splats(both, 4)
+    assert len(four) == 4
+    got = sorted(four.means.tolist())
+    want = sorted(means.reshape(4, 50, 3).mean(1).tolist())  # equal opacities: the plain centroid
+    torch.testing.assert_close(torch.tensor(got), torch.tensor(want), atol=1e-5, rtol=0)
+    with pytest.raises(InputError, match="max_splats"):
+        reduce_splats(g, -1)
+
+
+def test_merged_surface_still_covers_the_view():
+    """A dense opaque plane of 64² pixel-aligned splats merged to a quarter: the render keeps its coverage
+    (alpha) and colour in the interior."""
+    n = 64
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, n), torch.linspace(-1, 1, n), indexing="ij")
+    means = torch.stack([xs, ys, torch.full_like(xs, 3.0)], -1).reshape(-1, 3)
+    colors = torch.stack([0.5 + 0.4 * xs, 0.5 + 0.4 * ys, torch.full_like(xs, 0.3)], -1).reshape(-1, 3)
+    g = Gaussians.from_colors(means, colors, torch.full((n * n, 3), 1.2 / n), torch.full((n * n,), 0.7))
+    cam = Cameras.orbit(1, radius=3.0, elevation_deg=0.0, target=(0.0, 0.0, 3.0), up=(0.0, -1.0, 0.0),
+                        fov_x_deg=30.0, width=48, height=48)
+    from vist3a.gaussians.render import render
+
+    small = reduce_splats(g, n * n // 4)
+    assert len(small) <= n * n // 4
+    full, prev = render(g, cam, background=0.0), render(small, cam, background=0.0)
+    inner = (slice(None), slice(None), slice(8, 40), slice(8, 40))
+    a_full, a_prev = float(full.alpha[inner].min()), float(prev.alpha[inner].min())
+    mse = float(((full.rgb[inner] - prev.rgb[inner]) ** 2).mean())
+    assert a_full > 0.95 and a_prev > a_full - 0.03
+    assert -10 * math.log10(mse) > 25.0
+
+
+def test_export_defaults_flags_and_ply_layout(tmp_path):
+    """Preview budget: the videos render a merged copy, the .ply keeps every visible splat; frame counts
+    follow the flags; decoded frames become decoded.mp4; the .ply has the INRIA 3DGS property layout."""
+    from plyfile import PlyData
+
+    g, cams = _blob(600), _cams(3)
+    decoded = torch.rand(5, 3, 16, 16)
+    rep = export_scene(tmp_path, g, cams, frames_per_view=3, orbit_frames=0, preview_splats=100, tile_size=4,
+                       device="cpu", progress=False, decoded_frames=decoded)
+    assert rep.splats_written == 600 and 0 < rep.splats_rendered <= 100
+    assert set(rep.files) == {"scene.ply", "cameras.json", "video.mp4", "decoded.mp4"}
+    assert iio.imread(tmp_path / "video.mp4").shape[0] == (3 - 1) * 3 + 1
+    assert iio.imread(tmp_path / "decoded.mp4").shape[0] == 5
+    names = [p.name for p in PlyData.read(str(tmp_path / "scene.ply"))["vertex"].properties]
+    assert names == ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",
+                     "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
+    out2 = tmp_path / "merged"
+    out2.mkdir()
+    rep2 = export_scene(out2, g, cams, frames_per_view=0, orbit_frames=0, max_splats=50, progress=False)
+    assert 0 < rep2.splats_written <= 50 and len(load_scene(out2 / "scene.ply")) == rep2.splats_written
+    with pytest.raises(InputError, match="preview_splats"):
+        export_scene(out2, g, cams, preview_splats=-1)

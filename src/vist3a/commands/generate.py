@@ -1,7 +1,8 @@
 """``vist3a generate PROMPT... [--prompts-file F] [--model mini|vist3a-1.3b|vist3a-14b|DIR] [--out DIR]``.
 
 Text → 3D Gaussians. Per prompt a folder ``<out>/<slug>-<hash>/`` with ``scene.ply`` (+ ``.spz`` /
-``.splat``), ``cameras.json``, ``video.mp4`` (the predicted trajectory), ``orbit.mp4``, ``prompt.txt``,
+``.splat``), ``cameras.json``, ``video.mp4`` (a fly-through render along the predicted trajectory),
+``decoded.mp4`` (the video model's decoded frames), ``orbit.mp4`` (CUDA default), ``prompt.txt``,
 ``settings.json`` and ``timings.json``. Under ``torchrun --nproc_per_node N`` the prompts are split
 round-robin across the processes; each prompt is generated exactly once.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -22,6 +24,32 @@ log = logging.getLogger(__name__)
 DTYPES = {"auto": None, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+@dataclass(frozen=True)
+class ExportDefaults:
+    """Video defaults per device kind (each overridable by its flag). On a CPU the PyTorch renderer's cost
+    grows with splats × frames, so the CPU defaults keep the main command of the README (mini model, 2 cores)
+    under 30 s: docs/generate.md has the measurements.
+
+    Attributes:
+        frames_per_view: fly-through frames per pair of predicted cameras (``video.mp4``).
+        orbit_frames: frames of ``orbit.mp4`` (0 = none).
+        preview_splats: the videos render the scene merged to at most this many splats (0 = all).
+        tile_size: renderer tile edge (None = the renderer's default).
+    """
+
+    frames_per_view: int
+    orbit_frames: int
+    preview_splats: int
+    tile_size: int | None
+
+
+#: CUDA (gsplat): the official export's videos, every splat.
+GPU_DEFAULTS = ExportDefaults(frames_per_view=10, orbit_frames=120, preview_splats=0, tile_size=None)
+#: CPU: a 25-frame fly-through (13 cameras, 2 frames per pair) of the scene merged to 100k splats, 4 px tiles;
+#: no orbit video (``--orbit-frames 36`` adds one, about 0.3 s per frame).
+CPU_DEFAULTS = ExportDefaults(frames_per_view=2, orbit_frames=0, preview_splats=100_000, tile_size=4)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "generate",
@@ -29,7 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Generate a 3D Gaussian scene per prompt: a video latent from the DiT (UniPC, CFG), decoded by the "
             "stitched AnySplat decoder. Writes one folder per prompt into --out with scene.ply, cameras.json, "
-            "video.mp4 (predicted trajectory), orbit.mp4, prompt.txt, settings.json and timings.json. "
+            "video.mp4 (fly-through along the predicted trajectory), decoded.mp4 (the decoded video), orbit.mp4 "
+            "(CUDA default), prompt.txt, settings.json and timings.json. "
             "Run under torchrun to split the prompts across processes/GPUs."
         ),
     )
@@ -56,12 +85,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="SH degree kept in the scene files (default 0 = colour only, as the official export; up to 4)",
     )  # fmt: skip
     p.add_argument("--frames-per-view", type=int, default=None,
-                   help="trajectory video frames per camera pair (default 10 on CUDA, 3 on CPU)")
+                   help=f"fly-through frames per camera pair (default {GPU_DEFAULTS.frames_per_view} on CUDA, "
+                        f"{CPU_DEFAULTS.frames_per_view} on CPU; 0 = no video.mp4)")
     p.add_argument("--orbit-frames", type=int, default=None,
-                   help="frames of the orbit video (default 120 on CUDA, 36 on CPU; 0 = none)")
+                   help=f"frames of orbit.mp4 (default {GPU_DEFAULTS.orbit_frames} on CUDA, {CPU_DEFAULTS.orbit_frames} on CPU; 0 = none)")
+    p.add_argument("--preview-splats", type=int, default=None,
+                   help=f"the videos render the scene merged to at most N splats (default {CPU_DEFAULTS.preview_splats} "
+                        "on CPU, all on CUDA; 0 = all)")
+    p.add_argument("--max-splats", type=int, default=0,
+                   help="merge the scene files to at most N splats (default 0 = every visible splat)")
     p.add_argument("--fps", type=float, default=20.0, help="video frame rate (20)")
     p.add_argument("--render-size", type=int, default=None, help="rendered video size (default: the recon size)")
-    p.add_argument("--no-video", action="store_true", help="write no videos")
+    p.add_argument("--no-video", action="store_true", help="write no videos (video.mp4, orbit.mp4, decoded.mp4)")
     p.add_argument("--device", default="auto", help="'auto' (CUDA if available), 'cpu', 'cuda', 'cuda:1', ...")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="auto", help="DiT/text encoder dtype (auto: bf16 on CUDA)")
     p.add_argument(
@@ -109,6 +144,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError(f"--sh-degree must be >= 0, got {args.sh_degree}")
     if (args.frames_per_view or 0) < 0 or (args.orbit_frames or 0) < 0 or args.fps <= 0:
         raise InputError("--frames-per-view and --orbit-frames must be >= 0 and --fps > 0")
+    if (args.preview_splats or 0) < 0 or (args.max_splats or 0) < 0:
+        raise InputError("--preview-splats and --max-splats must be >= 0 (0 = no limit)")
 
 
 def _or(value: int | None, default: int) -> int:
@@ -142,15 +179,16 @@ def run(args: argparse.Namespace) -> int:
     want = None if args.device == "auto" else args.device
     ctx = distributed.init(want)
     device = ctx.device if ctx.distributed or args.device == "auto" else torch.device(args.device)
-    on_gpu = device.type == "cuda"  # CPU renders are slow: shorter default videos there
+    vd = GPU_DEFAULTS if device.type == "cuda" else CPU_DEFAULTS  # CPU renders are slow: lighter videos there
     mine = distributed.shard(list(range(len(prompts))), ctx.rank, ctx.world_size)
     if args.model == "mini":
         for p in dict.fromkeys(prompts):
             unk = unknown_words(p)
             if unk and ctx.is_main:
                 print(
-                    f"note: the mini model only knows simple primitive scenes (coloured cubes, spheres, cylinders, "
-                    f"cones on a floor); unknown words in {p[:60]!r}: {', '.join(unk[:8])}"
+                    "note: the mini model only knows simple primitive scenes (the shapes, colours, sizes and "
+                    f"relations of the procedural world, e.g. 'a red cube to the left of a small blue sphere'); "
+                    f"unknown words in {p[:60]!r}: {', '.join(unk[:8])}"
                 )
     try:
         t_load = time.perf_counter()
@@ -181,14 +219,16 @@ def run(args: argparse.Namespace) -> int:
             t0 = time.perf_counter()
             report = export_scene(
                 folder, res.gaussians, res.cameras, formats=formats,
-                frames_per_view=0 if args.no_video else _or(args.frames_per_view, 10 if on_gpu else 3),
-                orbit_frames=0 if args.no_video else _or(args.orbit_frames, 120 if on_gpu else 36),
-                fps=args.fps, render_size=args.render_size,
-                device=device, sh_degree=args.sh_degree,
+                frames_per_view=0 if args.no_video else _or(args.frames_per_view, vd.frames_per_view),
+                orbit_frames=0 if args.no_video else _or(args.orbit_frames, vd.orbit_frames),
+                fps=args.fps, render_size=args.render_size, device=device, sh_degree=args.sh_degree,
+                max_splats=args.max_splats, preview_splats=_or(args.preview_splats, vd.preview_splats),
+                tile_size=vd.tile_size, decoded_frames=None if args.no_video else res.frames,
             )  # fmt: skip
             atomic_write_text(folder / "prompt.txt", prompt + "\n")
             timings = {**{f"{k}_s": round(v, 4) for k, v in res.timings.items()}}
             timings["export_s"] = round(time.perf_counter() - t0, 4)
+            timings.update({f"export_{k}_s": round(v, 4) for k, v in report.timings.items()})
             timings["total_s"] = round(time.perf_counter() - t_all, 4)
             timings["model_load_s"] = round(load_s, 4)
             if device.type == "cuda":
@@ -215,6 +255,9 @@ def run(args: argparse.Namespace) -> int:
                 "formats": list(formats),
                 "sh_degree": min(args.sh_degree, res.gaussians.sh_degree),
                 "gaussians": report.splats_written,
+                "video_splats": report.splats_rendered,
+                "frames_per_view": 0 if args.no_video else _or(args.frames_per_view, vd.frames_per_view),
+                "orbit_frames": 0 if args.no_video else _or(args.orbit_frames, vd.orbit_frames),
                 "rank": ctx.rank,
                 "world_size": ctx.world_size,
                 "vist3a_version": __version__,
