@@ -99,6 +99,19 @@ def test_resume_after_a_kill_reproduces_the_loss_curve(tmp_path):
     assert list((tmp_path / "a" / "tb").iterdir())  # tensorboard events
 
 
+def test_time_budget_stops_exports_and_resumes(tmp_path):
+    """--minutes: checkpoint + weights so far after the first step past the budget; --resume finishes the curve."""
+    ticks = iter([0.0, 30.0, 120.0] + [999.0] * 10)  # deadline at 60 s: step 1 ends at 30 s, step 2 at 120 s
+    full = train_stitched(*_tiny(), Clips(), _cfg(tmp_path / "a"), progress=False)
+    part = train_stitched(*_tiny(), Clips(), _cfg(tmp_path / "b", minutes=1.0), progress=False,
+                          clock=lambda: next(ticks))  # fmt: skip
+    assert not part.finished and part.step == 2 and part.losses == full.losses[:2]
+    doc = json.loads((tmp_path / "b" / "stitched.json").read_text())
+    assert doc["train"]["finished"] is False and doc["train"]["steps_done"] == 2
+    rest = train_stitched(*_tiny(), Clips(), _cfg(tmp_path / "b"), resume=True, progress=False)
+    assert rest.finished and rest.losses == full.losses
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -435,6 +435,8 @@ def _register_train(steps: argparse._SubParsersAction) -> None:
     p.add_argument("--resolution", type=int, help="VAE input side (default: 16 x recon tokens per side)")
     p.add_argument("--recon-resolution", type=int, help="reconstruction input side (default: the preset's)")
     p.add_argument("--ckpt-every", type=int, default=1000, help="checkpoint period in steps")
+    p.add_argument("--minutes", type=float, default=0.0,
+                   help="stop with a checkpoint and the weights so far after this much wall time (then --resume)")
     p.add_argument("--keep", type=int, default=2, help="checkpoints kept")
     p.add_argument(
         "--resume", nargs="?", const="latest", metavar="CKPT",
@@ -604,7 +606,7 @@ def run_train(args: argparse.Namespace) -> int:
     frames = parse_frames(args.frames)
     config = TrainConfig(
         out=args.out, steps=args.steps, lr=args.lr, weight_decay=args.weight_decay, warmup=args.warmup,
-        batch=args.batch, frames=frames, ckpt_every=args.ckpt_every, keep=args.keep, seed=args.seed,
+        batch=args.batch, frames=frames, ckpt_every=args.ckpt_every, keep=args.keep, seed=args.seed, minutes=args.minutes,
         bf16=not args.no_bf16, grad_checkpointing=not args.no_grad_checkpointing,
         official_quirk=args.official_quirk, num_workers=args.workers, wandb_project=args.wandb,
     )  # fmt: skip

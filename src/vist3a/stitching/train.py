@@ -24,7 +24,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,8 @@ class TrainConfig:
         num_workers: DataLoader workers.
         wandb_project: also log to wandb.
         weights: loss weights.
+        minutes: wall-clock budget of this invocation (``<= 0``: none); after the first step past it the
+            run checkpoints, exports the weights so far and stops (continue with ``--resume``).
     """
 
     out: Path
@@ -87,6 +90,7 @@ class TrainConfig:
     num_workers: int = 0
     wandb_project: str | None = None
     weights: DistillWeights = field(default_factory=DistillWeights)
+    minutes: float = 0.0
 
     def check(self) -> None:
         if self.steps < 1:
@@ -259,6 +263,7 @@ def train_stitched(
     stop_after: int | None = None,
     model_meta: dict[str, Any] | None = None,
     progress: bool = True,
+    clock: Callable[[], float] = time.monotonic,
 ) -> TrainResult:
     """Run (or continue) the distillation.
 
@@ -275,6 +280,7 @@ def train_stitched(
             ``out/checkpoints``, or a checkpoint path.
         stop_after: stop right after the checkpoint of this step (as if killed); used by tests.
         model_meta: what :func:`vist3a.stitching.export.save_trained` records about the models.
+        clock: seconds, for the ``minutes`` budget (tests pass a fake one).
     """
     from tqdm import tqdm
     from transformers import get_cosine_schedule_with_warmup
@@ -323,7 +329,9 @@ def train_stitched(
     )
     bar = tqdm(total=config.steps, initial=start, desc="stitch train", unit="step",
                disable=not (progress and ctx.is_main))  # fmt: skip
+    deadline = clock() + config.minutes * 60.0 if config.minutes > 0 else None
     step = start
+    finished = True
     try:
         for batch in loader:
             frames = _draw_frames(config.frames, frames_rng, ctx)
@@ -356,22 +364,39 @@ def train_stitched(
             logger.scalars(step, scalars)
             bar.update(1)
             bar.set_postfix(loss=f"{history[-1]:.4g}", frames=frames)
-            if step % config.ckpt_every == 0 or step == config.steps or step == stop_after:
+            # every process stops at the same step: the budget decision is rank 0's clock, broadcast
+            out_of_time = deadline is not None and _any_rank(clock() >= deadline, ctx)
+            if step % config.ckpt_every == 0 or step == config.steps or step == stop_after or out_of_time:
                 _save(ckpt, step, student, opt, sched, frames_rng, history, config, ctx)
             if stop_after is not None and step >= stop_after:
                 return TrainResult(history, step, finished=False)
+            if out_of_time and step < config.steps:
+                log.info("time budget of %.1f min used: stopped at step %d (resume with --resume)", config.minutes, step)
+                finished = False
+                break
     finally:
         bar.close()
         logger.close()
     if ctx.is_main:
         from vist3a.stitching.export import save_trained
 
+        # also on a budget stop: a piece that is never resumed still leaves its weights
         meta = dict(model_meta or {})
         meta.setdefault("train", config.to_json())
         meta["train"]["steps_done"] = step
+        meta["train"]["finished"] = finished
         save_trained(student, out, meta)
     distributed.barrier()
-    return TrainResult(history, step, finished=True)
+    return TrainResult(history, step, finished=finished)
+
+
+def _any_rank(flag: bool, ctx: DistContext) -> bool:
+    """``flag`` of rank 0, the same on every process."""
+    if not ctx.distributed:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=ctx.device)
+    torch.distributed.broadcast(t, src=0)
+    return bool(t.item() > 0)
 
 
 def _resume_state(ckpt: CheckpointManager, resume: str | Path | bool) -> dict[str, Any] | None:
