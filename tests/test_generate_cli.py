@@ -139,3 +139,71 @@ def test_torchrun_splits_prompts_across_processes(tiny_dir, tmp_path):
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     _check_sharded_output(out, prompts)
+
+
+# ---------------------------------------------------------------- CPU defaults and the mini model's vocabulary
+def test_cpu_video_defaults_and_their_flags(tiny_dir, tmp_path):
+    """On a CPU: a fly-through of 2 frames per camera pair, no orbit, the decoded video, and the videos
+    rendered from at most CPU_DEFAULTS.preview_splats splats; each flag overrides its default."""
+    from vist3a.commands.generate import CPU_DEFAULTS
+
+    out = tmp_path / "a"
+    assert main(["generate", "a red cube", "--model", str(tiny_dir), "--out", str(out), "--device", "cpu",
+                 "--steps", "1"]) == 0
+    (f,) = _folders(out)
+    names = {p.name for p in f.iterdir()}
+    assert {"video.mp4", "decoded.mp4", "scene.ply"} <= names and "orbit.mp4" not in names
+    assert CPU_DEFAULTS.orbit_frames == 0
+    assert iio.imread(f / "video.mp4").shape[0] == (5 - 1) * CPU_DEFAULTS.frames_per_view + 1
+    assert iio.imread(f / "decoded.mp4").shape[:3] == (5, 64, 64)  # the 5 decoded frames at the video size
+    s = json.loads((f / "settings.json").read_text())
+    assert s["frames_per_view"] == CPU_DEFAULTS.frames_per_view and s["orbit_frames"] == 0
+    assert s["video_splats"] == min(s["gaussians"], CPU_DEFAULTS.preview_splats)
+    t = json.loads((f / "timings.json").read_text())
+    assert {"export_reduce_preview_s", "export_videos_s", "export_scene_files_s"} <= set(t)
+
+    out = tmp_path / "b"
+    assert main(["generate", "a red cube", "--model", str(tiny_dir), "--out", str(out), "--device", "cpu",
+                 "--steps", "1", "--frames-per-view", "1", "--orbit-frames", "3", "--preview-splats", "50",
+                 "--render-size", "32"]) == 0
+    (f,) = _folders(out)
+    s = json.loads((f / "settings.json").read_text())
+    assert s["gaussians"] > 50 and 0 < s["video_splats"] <= 50  # the scene file keeps every visible splat
+    assert len(load_scene(f / "scene.ply")) == s["gaussians"]
+    assert iio.imread(f / "video.mp4").shape[:3] == (5, 32, 32)
+    assert iio.imread(f / "orbit.mp4").shape[0] == 3
+    assert main(["generate", "a cube", "--model", str(tiny_dir), "--out", str(out), "--preview-splats", "-1"]) == 1
+
+
+def test_the_vocabulary_covers_the_world_captions():
+    from vist3a.pipelines.loading import unknown_words
+    from vist3a.world.sample import make_sample
+
+    for i in range(40):
+        for text in make_sample(i, frames=5, size=64).texts.values():
+            assert unknown_words(text) == [], text
+    assert unknown_words("a red cube to the left of a small blue sphere") == []
+    assert unknown_words("A dragon, on a RED cube near a castle!") == ["dragon", "castle"]
+
+
+@pytest.mark.parametrize(
+    "model,prompt,noted",
+    [("mini", "a red cube to the left of a small blue sphere", False), ("mini", "a cozy cabin in the woods", True),
+     ("tiny", "a cozy cabin in the woods", False)],
+)
+def test_the_vocabulary_note_is_for_the_mini_model_and_unknown_words(model, prompt, noted, tiny_dir, tmp_path,
+                                                                      monkeypatch, capsys):
+    """The note is printed before the model loads (stubbed here to fail fast): once, for the mini model only."""
+    from vist3a.errors import InputError
+    from vist3a.pipelines import loading
+
+    def no_load(*a, **k):
+        raise InputError("stub: not loading")
+
+    monkeypatch.setattr(loading, "load_pipeline", no_load)
+    name = "mini" if model == "mini" else str(tiny_dir)
+    assert main(["generate", prompt, "--model", name, "--out", str(tmp_path), "--device", "cpu"]) == 1
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if "only knows simple primitive scenes" in ln]
+    assert len(lines) == (1 if noted else 0)
+    if noted:
+        assert "cozy" in lines[0] and "cabin" in lines[0] and "shapes, colours, sizes and relations" in lines[0]

@@ -27,27 +27,29 @@ DTYPES = {"auto": None, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": t
 @dataclass(frozen=True)
 class ExportDefaults:
     """Video defaults per device kind (each overridable by its flag). On a CPU the PyTorch renderer's cost
-    grows with splats × frames, so the CPU defaults keep the main command of the README (mini model, 2 cores)
-    under 30 s: docs/generate.md has the measurements.
+    grows with splats × frames × pixels, so the CPU defaults keep the README's main command (mini model,
+    2 cores) near 30 s including the render of a trained-size scene: docs/generate.md has the measurements.
 
     Attributes:
         frames_per_view: fly-through frames per pair of predicted cameras (``video.mp4``).
         orbit_frames: frames of ``orbit.mp4`` (0 = none).
         preview_splats: the videos render the scene merged to at most this many splats (0 = all).
+        render_size: rendered video size (None = the reconstruction size, 224² for mini).
         tile_size: renderer tile edge (None = the renderer's default).
     """
 
     frames_per_view: int
     orbit_frames: int
     preview_splats: int
+    render_size: int | None
     tile_size: int | None
 
 
-#: CUDA (gsplat): the official export's videos, every splat.
-GPU_DEFAULTS = ExportDefaults(frames_per_view=10, orbit_frames=120, preview_splats=0, tile_size=None)
-#: CPU: a 25-frame fly-through (13 cameras, 2 frames per pair) of the scene merged to 100k splats, 4 px tiles;
-#: no orbit video (``--orbit-frames 36`` adds one, about 0.3 s per frame).
-CPU_DEFAULTS = ExportDefaults(frames_per_view=2, orbit_frames=0, preview_splats=100_000, tile_size=4)
+#: CUDA (gsplat): the official export's videos, every splat, at the reconstruction size.
+GPU_DEFAULTS = ExportDefaults(frames_per_view=10, orbit_frames=120, preview_splats=0, render_size=None, tile_size=None)
+#: CPU: a 25-frame fly-through (13 cameras, 2 frames per pair) at 192² of the scene merged to 60k splats
+#: (4 px tiles: fastest for the PyTorch renderer); no orbit video (``--orbit-frames 24`` adds one).
+CPU_DEFAULTS = ExportDefaults(frames_per_view=2, orbit_frames=0, preview_splats=60_000, render_size=192, tile_size=4)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -95,7 +97,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-splats", type=int, default=0,
                    help="merge the scene files to at most N splats (default 0 = every visible splat)")
     p.add_argument("--fps", type=float, default=20.0, help="video frame rate (20)")
-    p.add_argument("--render-size", type=int, default=None, help="rendered video size (default: the recon size)")
+    p.add_argument("--render-size", type=int, default=None,
+                   help=f"rendered video size (default: the recon size on CUDA, {CPU_DEFAULTS.render_size} on CPU)")
     p.add_argument("--no-video", action="store_true", help="write no videos (video.mp4, orbit.mp4, decoded.mp4)")
     p.add_argument("--device", default="auto", help="'auto' (CUDA if available), 'cpu', 'cuda', 'cuda:1', ...")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="auto", help="DiT/text encoder dtype (auto: bf16 on CUDA)")
@@ -148,7 +151,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError("--preview-splats and --max-splats must be >= 0 (0 = no limit)")
 
 
-def _or(value: int | None, default: int) -> int:
+def _or(value: int | None, default: int | None) -> int | None:
     return default if value is None else value
 
 
@@ -221,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
                 folder, res.gaussians, res.cameras, formats=formats,
                 frames_per_view=0 if args.no_video else _or(args.frames_per_view, vd.frames_per_view),
                 orbit_frames=0 if args.no_video else _or(args.orbit_frames, vd.orbit_frames),
-                fps=args.fps, render_size=args.render_size, device=device, sh_degree=args.sh_degree,
+                fps=args.fps, render_size=_or(args.render_size, vd.render_size), device=device, sh_degree=args.sh_degree,
                 max_splats=args.max_splats, preview_splats=_or(args.preview_splats, vd.preview_splats),
                 tile_size=vd.tile_size, decoded_frames=None if args.no_video else res.frames,
             )  # fmt: skip
@@ -258,6 +261,7 @@ def run(args: argparse.Namespace) -> int:
                 "video_splats": report.splats_rendered,
                 "frames_per_view": 0 if args.no_video else _or(args.frames_per_view, vd.frames_per_view),
                 "orbit_frames": 0 if args.no_video else _or(args.orbit_frames, vd.orbit_frames),
+                "render_size": _or(args.render_size, vd.render_size),
                 "rank": ctx.rank,
                 "world_size": ctx.world_size,
                 "vist3a_version": __version__,

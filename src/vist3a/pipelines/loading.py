@@ -67,9 +67,9 @@ OFFICIAL: dict[str, dict[str, str]] = {
 }
 STITCHED_FILE = "anysplat_stitched.pth"
 
-#: Denoising steps of the mini model (UniPC). 20 keeps `vist3a generate` under 30 s on 2 CPU cores
+#: Denoising steps of the mini model (UniPC). 12 keeps `vist3a generate` under 30 s on 2 CPU cores
 #: (docs/generate.md); the value is final once the trained weights ship and quality is measured.
-MINI_STEPS = 20
+MINI_STEPS = 12
 #: Defaults of the mini pipeline while no trained pipeline.json ships: 13 frames at 256² (224² recon input).
 MINI_SETTINGS = GenerationSettings(height=256, width=256, steps=MINI_STEPS, template="", negative_prompt="")
 
