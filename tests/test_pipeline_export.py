@@ -216,3 +216,19 @@ def test_export_defaults_flags_and_ply_layout(tmp_path):
     assert 0 < rep2.splats_written <= 50 and len(load_scene(out2 / "scene.ply")) == rep2.splats_written
     with pytest.raises(InputError, match="preview_splats"):
         export_scene(out2, g, cams, preview_splats=-1)
+
+
+def test_far_voxels_long_along_the_rays_do_not_make_huge_splats():
+    """Far away a contracted voxel is long along the viewing rays: 50 splats spread ±100 along the ray at
+    distance 1000 fall into one voxel of side 0.01 (contraction radius 1), and the merged splat is capped at
+    two voxel sides across the rays there, 2·0.01·r/(2 − 1/r) ≈ 10, not the members' spread (std ≈ 58)."""
+    far = torch.zeros(50, 3)
+    far[:, 0] = 1000.0 + torch.linspace(-100, 100, 50)
+    g = _splats(far, torch.rand(50, 3, generator=torch.Generator().manual_seed(1)), 0.8)
+    out = merge_voxels(g, 0.01, contraction=(torch.zeros(3), 1.0))
+    assert len(out) == 1
+    r = float(out.means[0].norm())
+    assert 990 < r < 1010
+    assert float(out.scales.max()) == pytest.approx(2 * 0.01 * r / (2 - 1 / r), rel=1e-3)
+    plain = merge_voxels(g, 1000.0)  # a uniform grid: no cap, the spread along x stays (× sqrt(3))
+    assert float(plain.scales.max()) > 50 * math.sqrt(MERGE_INFLATION)

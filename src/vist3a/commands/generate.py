@@ -47,9 +47,10 @@ class ExportDefaults:
 
 #: CUDA (gsplat): the official export's videos, every splat, at the reconstruction size.
 GPU_DEFAULTS = ExportDefaults(frames_per_view=10, orbit_frames=120, preview_splats=0, render_size=None, tile_size=None)
-#: CPU: a 25-frame fly-through (13 cameras, 2 frames per pair) at 192² of the scene merged to 60k splats
-#: (4 px tiles: fastest for the PyTorch renderer); no orbit video (``--orbit-frames 24`` adds one).
-CPU_DEFAULTS = ExportDefaults(frames_per_view=2, orbit_frames=0, preview_splats=60_000, render_size=192, tile_size=4)
+#: CPU: a 25-frame fly-through (13 cameras, 2 frames per pair) at the reconstruction size (224² for mini)
+#: of the scene merged to 40k splats (4 px tiles: fastest for the PyTorch renderer); no orbit video
+#: (``--orbit-frames 24`` adds one).
+CPU_DEFAULTS = ExportDefaults(frames_per_view=2, orbit_frames=0, preview_splats=40_000, render_size=None, tile_size=4)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -98,7 +99,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="merge the scene files to at most N splats (default 0 = every visible splat)")
     p.add_argument("--fps", type=float, default=20.0, help="video frame rate (20)")
     p.add_argument("--render-size", type=int, default=None,
-                   help=f"rendered video size (default: the recon size on CUDA, {CPU_DEFAULTS.render_size} on CPU)")
+                   help="rendered video size (default: the reconstruction size)")
     p.add_argument("--no-video", action="store_true", help="write no videos (video.mp4, orbit.mp4, decoded.mp4)")
     p.add_argument("--device", default="auto", help="'auto' (CUDA if available), 'cpu', 'cuda', 'cuda:1', ...")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="auto", help="DiT/text encoder dtype (auto: bf16 on CUDA)")

@@ -50,6 +50,8 @@ SLUG_CHARS = 48
 #: neighbouring voxels; ×3 restores the overlap (pixel-aligned proxy scene at 150k of 652k splats:
 #: 20 → 28 dB PSNR against the full scene). The opacity rule keeps the covered mass.
 MERGE_INFLATION = 3.0
+#: Largest scale of a merged splat, in voxel sides (measured across the viewing rays; see ``_merge``).
+MAX_SCALE_VOXELS = 2.0
 
 
 @dataclass
@@ -246,7 +248,8 @@ def merge_voxels(gaussians: Gaussians, voxel_size: float, contraction: tuple[tor
         gaussians: N splats (activated; wxyz quaternions).
         voxel_size: voxel side in world units, or in contracted units with ``contraction``.
         contraction: ``(center [3], radius)``: voxels are cubes of the contracted space (:func:`contract`),
-            so they grow with the distance beyond ``radius`` as a pixel's footprint does.
+            so they grow with the distance beyond ``radius`` as a pixel's footprint does; merged scales
+            are then capped at :data:`MAX_SCALE_VOXELS` voxel sides across the viewing rays.
     Returns:
         one splat per occupied voxel, in voxel order.
     """
@@ -257,11 +260,19 @@ def merge_voxels(gaussians: Gaussians, voxel_size: float, contraction: tuple[tor
         return g
     pts = g.means.float() if contraction is None else contract(g.means.float(), *contraction)
     inverse, v = _voxel_inverse(pts, voxel_size)
-    return g if v == len(g) else _merge(g, inverse, v)
+    grid = None if contraction is None else (voxel_size, contraction[0], float(contraction[1]))
+    return g if v == len(g) else _merge(g, inverse, v, grid)
 
 
-def _merge(g: Gaussians, inverse: torch.Tensor, v: int) -> Gaussians:
-    """Moment-matched merge of the splats with equal ``inverse`` (``[N]`` rows in ``0..v-1``)."""
+def _merge(
+    g: Gaussians, inverse: torch.Tensor, v: int, grid: tuple[float, torch.Tensor, float] | None = None
+) -> Gaussians:
+    """Moment-matched merge of the splats with equal ``inverse`` (``[N]`` rows in ``0..v-1``).
+
+    ``grid = (side, center, radius)`` of a contracted voxel grid caps a merged splat's scales at
+    :data:`MAX_SCALE_VOXELS` × the world size of a voxel's side across the viewing rays at its mean: far
+    voxels are long along the rays, and their members' spread there must not become a splat that
+    covers the whole image from another viewpoint."""
     from vist3a.gaussians.cameras import matrix_to_quat
     from vist3a.gaussians.render_torch import covariance_3d
 
@@ -284,6 +295,11 @@ def _merge(g: Gaussians, inverse: torch.Tensor, v: int) -> Gaussians:
     quats = g.quats.new_zeros(v, 4)
     scales[multi] = evals.clamp_min(1e-20).sqrt().to(dt)
     quats[multi] = matrix_to_quat(evecs).to(dt)
+    if grid is not None:
+        side, center, radius = grid
+        r = ((mean - center.to(mean)) / radius).norm(dim=-1).clamp_min(1.0)  # tangential stretch: r / (2 − 1/r)
+        cap = MAX_SCALE_VOXELS * side * radius * r / (2.0 - 1.0 / r) / math.sqrt(MERGE_INFLATION)
+        scales = torch.minimum(scales, cap[:, None])
     # opacity: area-weighted ("mass" preserving), capped by the stacked opacity
     top2 = g.scales.sort(dim=1).values[:, 1:].prod(1)
     area = scales[:, 1:].prod(1).clamp_min(1e-30)  # singles: replaced below
@@ -335,7 +351,7 @@ def reduce_splats(gaussians: Gaussians, max_splats: int | None, min_opacity: flo
         else:
             lo = mid
     inverse, v = _voxel_inverse(pts, hi)
-    out = _merge(g, inverse.to(g.device), v)
+    out = _merge(g, inverse.to(g.device), v, grid=(hi, center, radius))
     log.info("merged %d splats into %d (contracted voxel side %.4g) for a budget of %d", len(g), v, hi, max_splats)
     return out
 
