@@ -232,3 +232,25 @@ def test_far_voxels_long_along_the_rays_do_not_make_huge_splats():
     assert float(out.scales.max()) == pytest.approx(2 * 0.01 * r / (2 - 1 / r), rel=1e-3)
     plain = merge_voxels(g, 1000.0)  # a uniform grid: no cap, the spread along x stays (× sqrt(3))
     assert float(plain.scales.max()) > 50 * math.sqrt(MERGE_INFLATION)
+
+
+def test_orbit_video_keeps_the_predicted_cameras_distance(tmp_path, monkeypatch):
+    """A far, faint background must not push the orbit to the horizon: the orbit runs at the predicted
+    cameras' median distance to the target (3 here), not at the automatic 90 %-of-splats radius."""
+    import vist3a.pipelines.export as ex
+
+    g = Gaussians.cat([_blob(300), _splats(torch.randn(200, 3) * 500.0, torch.ones(200, 3), 0.9)])
+    seen = {}
+    real = ex.Cameras.orbit_around
+
+    def spy(*a, **k):
+        seen["cams"] = real(*a, **k)
+        return seen["cams"]
+
+    monkeypatch.setattr(ex.Cameras, "orbit_around", spy)
+    export_scene(tmp_path, g, _cams(3), frames_per_view=0, orbit_frames=2, device="cpu", progress=False)
+    target = torch.stack([g.means[:, k].median() for k in range(3)])
+    expect = float((_cams(3).c2w[:, :3, 3] - target).norm(dim=-1).median())
+    dist = (seen["cams"].c2w[:, :3, 3] - target).norm(dim=-1)
+    torch.testing.assert_close(dist, torch.full_like(dist, expect), atol=1e-3, rtol=1e-3)
+    assert expect < 5.0  # the automatic radius would be hundreds of units

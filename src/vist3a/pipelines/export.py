@@ -193,7 +193,9 @@ def export_scene(
         frames = _render_frames(preview, path, background, "render trajectory", progress, tile_size)
         report.files["video.mp4"] = write_video(frames, out / "video.mp4", fps=fps)
     if orbit_frames > 0:
-        orbit = Cameras.orbit_around(preview, orbit_frames, cams.width, cams.height, up=_up_of(cams))
+        orbit = Cameras.orbit_around(
+            preview, orbit_frames, cams.width, cams.height, radius=_orbit_radius(preview, cams), up=_up_of(cams)
+        )
         frames = _render_frames(preview, orbit, background, "render orbit", progress, tile_size)
         report.files["orbit.mp4"] = write_video(frames, out / "orbit.mp4", fps=fps)
     report.timings["videos"] = time.perf_counter() - t0
@@ -354,6 +356,21 @@ def reduce_splats(gaussians: Gaussians, max_splats: int | None, min_opacity: flo
     out = _merge(g, inverse.to(g.device), v, grid=(hi, center, radius))
     log.info("merged %d splats into %d (contracted voxel side %.4g) for a budget of %d", len(g), v, hi, max_splats)
     return out
+
+
+def _orbit_radius(gaussians: Gaussians, cameras: Cameras) -> float | None:
+    """The predicted cameras' median distance to the orbit's target (the opacity-weighted median of the
+    means, as :meth:`Cameras.orbit_around` uses): the generated videos orbit at constant distance, and a far
+    background would otherwise push the automatic radius out to the horizon. None (automatic) when the
+    cameras sit on the target."""
+    from vist3a.gaussians.cameras import weighted_quantile
+
+    means, w = gaussians.means.detach().float().cpu(), gaussians.opacities.detach().float().cpu().clamp_min(1e-6)
+    if means.shape[0] == 0:
+        return None
+    target = torch.tensor([weighted_quantile(means[:, k], w, 0.5) for k in range(3)])
+    d = float((cameras.centers.float().cpu() - target).norm(dim=-1).median())
+    return d if d > 1e-6 else None
 
 
 def _up_of(cameras: Cameras) -> tuple[float, float, float]:
