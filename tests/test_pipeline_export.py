@@ -254,3 +254,20 @@ def test_orbit_video_keeps_the_predicted_cameras_distance(tmp_path, monkeypatch)
     dist = (seen["cams"].c2w[:, :3, 3] - target).norm(dim=-1)
     torch.testing.assert_close(dist, torch.full_like(dist, expect), atol=1e-3, rtol=1e-3)
     assert expect < 5.0  # the automatic radius would be hundreds of units
+
+
+def test_parallel_cpu_frames_equal_sequential_ones():
+    from vist3a.pipelines.export import _render_frames
+
+    g, cams = _blob(300), _cams(4)
+    n = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        par = _render_frames(g, cams, 1.0, "x", False, 4)
+        assert torch.get_num_threads() == 2  # restored
+        torch.set_num_threads(1)
+        seq = _render_frames(g, cams, 1.0, "x", False, 4)
+    finally:
+        torch.set_num_threads(n)
+    assert par.shape == (4, 3, 24, 32) and float(par.std()) > 0.01
+    torch.testing.assert_close(par, seq, atol=0, rtol=0)
