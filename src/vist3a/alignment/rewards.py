@@ -14,7 +14,12 @@ Built in:
 - :class:`ConsistencyReward`: ``−|frames − renders|₁ − w·LPIPS`` (the paper's R_cons, w = 0.25);
 - :class:`ClipScoreReward` (CLIP / DFN CLIP / HPS) and :class:`PickScoreReward`: ``transformers``
   ``CLIPModel`` checkpoints read from a local folder (:class:`MissingWeightsError` when absent);
-- :class:`WorldColourReward`: a differentiable proxy of the world judge's colour questions;
+- :class:`WorldColourReward`: a differentiable proxy of the world judge's colour questions
+  (presence / attributes);
+- :class:`WorldRelationReward`: a differentiable proxy of its relation questions (left/right,
+  in front/behind from soft colour-mask centroids in the caption's view);
+- :class:`JudgeReward`: the analytic world judge itself on the renders (DPG-style entity /
+  attribute / relation scores); thresholds give **no gradient**, so it is a monitor (weight 0 by default);
 - :class:`BrightnessReward`: mean brightness, a toy reward for sanity checks;
 - :class:`WeightedSum` to combine them; :func:`build_reward` parses ``"consistency,world,clip:PATH"``.
 """
@@ -43,7 +48,9 @@ __all__ = [
     "PickScoreReward",
     "Reward",
     "WeightedSum",
+    "JudgeReward",
     "WorldColourReward",
+    "WorldRelationReward",
     "build_reward",
 ]
 
@@ -65,6 +72,9 @@ class Reward(nn.Module):
 
     name = "reward"
     needs_renders = False
+    needs_first_view = False
+    #: extra detached per-scene numbers of the latest call, logged as ``reward/<name>_<key>``
+    extras: dict[str, float] = {}
 
     def forward(
         self,
@@ -111,7 +121,11 @@ class ConsistencyReward(Reward):
         _check_images(renders, "renders")
         if renders.shape != frames.shape:
             raise InputError(f"frames {tuple(frames.shape)} and renders {tuple(renders.shape)} differ in shape")
-        r = -(frames.float() - renders.float()).abs().mean(dim=(1, 2, 3, 4))
+        diff = frames.float() - renders.float()
+        r = -diff.abs().mean(dim=(1, 2, 3, 4))
+        with torch.no_grad():
+            mse = diff.detach().pow(2).mean(dim=(2, 3, 4)).clamp_min(1e-10)  # [B,V]
+            self.extras = {"psnr": float((-10.0 * torch.log10(mse)).mean())}
         if self.lpips is not None and self.lpips_weight:
             b, v = frames.shape[:2]
             d = self.lpips(renders.flatten(0, 1).float(), frames.flatten(0, 1).float()).view(b, v).mean(1)
@@ -321,6 +335,116 @@ class WorldColourReward(Reward):
         return total
 
 
+def _caption_colours_ok(captions: Sequence[Any] | None, b: int, what: str) -> None:
+    if captions is None or len(captions) != b or any(c is None for c in captions):
+        raise InputError(f"the {what} reward needs a structured caption per prompt (use --world N prompts)")
+
+
+class WorldRelationReward(WorldColourReward):
+    """A differentiable stand-in for the world judge's relation questions, in the caption's view.
+
+    The judge decides "A left of B" by the mean column of the two colour segments in the first view,
+    and "A in front of B" by depth (or, without depth, by the lower ground contact). Here each object
+    (named by its colour, unique in a scene) gets the soft colour membership of
+    :class:`WorldColourReward` as a mask ``m``; its centroid ``(ū, v̄)`` is the ``m``-weighted mean
+    pixel position (in image fractions). A relation scores ``tanh(margin / scale)`` with margin
+    ``ū_B − ū_A`` (left of), ``ū_A − ū_B`` (right of), ``v̄_A − v̄_B`` (in front of: lower in the image),
+    ``v̄_B − v̄_A`` (behind), times the smaller presence of the two objects (a relation between absent
+    objects earns nothing). Reward = mean over the caption's relations (0 for a caption without any).
+
+    The views given must start with the caption's view (the trainer puts frame 0 first when
+    :attr:`needs_first_view` is set).
+    """
+
+    name = "relation"
+    needs_first_view = True
+
+    def __init__(self, on: str = "renders", scale: float = 0.05, **kw: Any) -> None:
+        super().__init__(on=on, **kw)
+        self.scale = float(scale)
+
+    def membership(self, images: torch.Tensor) -> torch.Tensor:
+        """Soft membership ``[N, P, H, W]`` of each pixel in each palette colour."""
+        x = images.float()
+        c = x - x.mean(1, keepdim=True)
+        norm = c.norm(dim=1)
+        cos = torch.einsum("nchw,pc->nphw", c, self.chroma.to(x.device)) / (norm[:, None] + 1e-6)
+        return torch.sigmoid((cos - self.cos_min) / self.tau) * torch.sigmoid((norm[:, None] - self.chroma_min) / self.tau_chroma)
+
+    def _score(self, images: torch.Tensor, captions: Sequence[Any]) -> torch.Tensor:
+        first = images[:, 0].float()  # [B,3,H,W]: the caption's view
+        m = self.membership(first)  # [B,P,H,W]
+        _, _, h, w = m.shape
+        mass = m.sum(dim=(2, 3)) + 1e-6
+        us = (torch.arange(w, device=m.device, dtype=m.dtype) + 0.5) / w
+        vs = (torch.arange(h, device=m.device, dtype=m.dtype) + 0.5) / h
+        ubar = (m.sum(2) * us).sum(-1) / mass  # [B,P]
+        vbar = (m.sum(3) * vs).sum(-1) / mass
+        pres = 1.0 - torch.exp(-(m.mean(dim=(2, 3))) / self.f0)
+        out = []
+        for i, cap in enumerate(captions):
+            terms = []
+            for a, rel, b in cap.relations:
+                ka, kb = self.names.index(cap.objects[a].colour), self.names.index(cap.objects[b].colour)
+                if rel == "left of":
+                    margin = ubar[i, kb] - ubar[i, ka]
+                elif rel == "right of":
+                    margin = ubar[i, ka] - ubar[i, kb]
+                elif rel == "in front of":
+                    margin = vbar[i, ka] - vbar[i, kb]
+                else:  # behind
+                    margin = vbar[i, kb] - vbar[i, ka]
+                terms.append(torch.tanh(margin / self.scale) * torch.minimum(pres[i, ka], pres[i, kb]))
+            out.append(torch.stack(terms).mean() if terms else pres.new_zeros(()))
+        return torch.stack(out)
+
+    def forward(self, frames, renders, prompts, captions=None):  # noqa: D102
+        _caption_colours_ok(captions, frames.shape[0], "relation")
+        return super().forward(frames, renders, prompts, captions)
+
+
+class JudgeReward(Reward):
+    """The procedural world's analytic judge (:class:`vist3a.world.judge.Judge`) on the renders of
+    the 3DGS (or the decoded frames): the DPG-style overall score in [0, 1] per scene.
+
+    The judge is numpy thresholds and morphology: its score has **no gradient**, so with a nonzero
+    weight it only shifts the loss. Use it as a monitor (``judge@0``, the default weight); the
+    per-category means (``entity``, ``attribute``, ``relation``) are logged as
+    ``reward/judge_<category>``. Relations are judged in the first view given, so the trainer puts
+    the caption's view (frame 0) among the reward views. No size questions (no depth is passed).
+    """
+
+    name = "judge"
+    needs_first_view = True
+
+    def __init__(self, on: str = "renders") -> None:
+        super().__init__()
+        from vist3a.world.judge import Judge
+
+        if on not in ("frames", "renders"):
+            raise InputError(f"judge reward: on must be frames or renders, got {on!r}")
+        self.on = on
+        self.needs_renders = on == "renders"
+        self.judge = Judge()
+
+    @torch.no_grad()
+    def forward(self, frames, renders, prompts, captions=None):  # noqa: D102
+        _caption_colours_ok(captions, frames.shape[0], "judge")
+        images = frames if self.on == "frames" else renders
+        if images is None:
+            raise InputError("the judge reward on renders needs renders")
+        _check_images(images, self.on)
+        scores, cats = [], {}
+        for i, cap in enumerate(captions):
+            res = self.judge.score(images[i].detach().float().cpu().clamp(0, 1), cap)
+            scores.append(res.overall)
+            for k, v in res.per_category.items():
+                if not math.isnan(v):
+                    cats.setdefault(k, []).append(v)
+        self.extras = {k: sum(v) / len(v) for k, v in cats.items()}
+        return torch.tensor(scores, dtype=torch.float32, device=images.device)
+
+
 # ---------------------------------------------------------------------------------------------- sums
 class WeightedSum(Reward):
     """``Σ wᵢ · rᵢ``; :attr:`last` keeps the detached per-term means of the latest call (for logs)."""
@@ -334,27 +458,31 @@ class WeightedSum(Reward):
         self.weights = [float(w) for w, _ in terms]
         self.terms = nn.ModuleList(r for _, r in terms)
         self.needs_renders = any(r.needs_renders for r in self.terms)
+        self.needs_first_view = any(r.needs_first_view for r in self.terms)
         self.last: dict[str, float] = {}
 
     def forward(self, frames, renders, prompts, captions=None):  # noqa: D102
         total = None
         self.last = {}
         for w, r in zip(self.weights, self.terms, strict=True):
+            r.extras = {}
             v = r(frames, renders, prompts, captions=captions)
             self.last[r.name] = float(v.detach().float().mean())
+            self.last.update({f"{r.name}_{k}": float(x) for k, x in r.extras.items()})
             total = w * v if total is None else total + w * v
         return total
 
 
 #: Default weight of each reward term (paper: quality ×1/16, consistency ×0.05; official: 0.25 each).
-DEFAULT_WEIGHTS = {"consistency": 1.0, "world": 1.0, "clip": 0.25, "pickscore": 0.25, "hps": 0.25, "brightness": 1.0}
+#: ``judge`` has no gradient: weight 0 = logged only.
+DEFAULT_WEIGHTS = {"consistency": 1.0, "world": 1.0, "relation": 1.0, "judge": 0.0, "clip": 0.25, "pickscore": 0.25, "hps": 0.25, "brightness": 1.0}
 
 
 def build_reward(spec: str, lpips: nn.Module | None = None, device: Any = None) -> WeightedSum:
     """Parse ``"consistency,world,clip:PATH,pickscore:PATH@0.5"`` into a :class:`WeightedSum`.
 
-    Each item is ``NAME[:PATH][@WEIGHT]``; names: consistency, world, brightness, clip, hps,
-    pickscore (the last three need a PATH to a ``transformers`` CLIPModel folder).
+    Each item is ``NAME[:PATH][@WEIGHT]``; names: consistency, world, relation, judge (logged only
+    by default), brightness, clip, hps, pickscore (the last three need a PATH to a ``transformers`` CLIPModel folder).
     """
     terms: list[tuple[float, Reward]] = []
     for item in [s.strip() for s in spec.split(",") if s.strip()]:
@@ -371,6 +499,10 @@ def build_reward(spec: str, lpips: nn.Module | None = None, device: Any = None) 
             r: Reward = ConsistencyReward(lpips)
         elif name == "world":
             r = WorldColourReward()
+        elif name == "relation":
+            r = WorldRelationReward()
+        elif name == "judge":
+            r = JudgeReward()
         elif name == "brightness":
             r = BrightnessReward()
         elif name in ("clip", "hps", "pickscore"):
@@ -379,7 +511,7 @@ def build_reward(spec: str, lpips: nn.Module | None = None, device: Any = None) 
             r = PickScoreReward(path, device=device) if name == "pickscore" else ClipScoreReward(path, device=device)
             r.name = name
         else:
-            raise InputError(f"unknown reward {name!r}; choose from consistency, world, brightness, clip, hps, pickscore")
+            raise InputError(f"unknown reward {name!r}; choose from consistency, world, relation, judge, brightness, clip, hps, pickscore")
         terms.append((w, r))
     if not terms:
         raise InputError("--reward is empty; give e.g. consistency,world")

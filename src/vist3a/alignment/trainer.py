@@ -24,6 +24,7 @@ import math
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -245,6 +246,8 @@ class AlignTrainer:
         self.step = 0
         self.skipped = 0
         self.history: list[StepRecord] = []
+        self.finished = False
+        self.step_seconds: list[float] = []  # wall time of each step of this process's session
         self._negative = None
 
     # ------------------------------------------------------------------ state
@@ -308,6 +311,28 @@ class AlignTrainer:
                         p.copy_(current[n])
         return folder
 
+    def export_merged(self, folder: str | os.PathLike[str], dtype: torch.dtype | None = torch.float16) -> Path:
+        """Write the video model with the **EMA** LoRA merged into the DiT, in the layout of
+        :meth:`VideoModel.save_pretrained` (``vae/``, ``transformer/``, ``video_model.json``), so that
+        ``registry.build("wan-mini", weights=folder)`` (or a pipeline folder's ``"video": {"path": ...}``)
+        loads it as a plain model. ``dtype``: the DiT's storage dtype (modules diffusers keeps in fp32
+        stay fp32; None = as trained).
+        """
+        import copy
+
+        from vist3a.models.video import VideoModel, cast_keeping_fp32
+
+        dit = copy.deepcopy(self.video.transformer)
+        self.ema.copy_to(dit)
+        merged = dit.merge_and_unload().eval()
+        merged.disable_gradient_checkpointing()
+        merged.requires_grad_(False)
+        if dtype is not None:
+            cast_keeping_fp32(merged, dtype)
+        v = self.video
+        model = VideoModel(v.vae, merged, None, flow_shift=v.flow_shift, name=v.name)
+        return _atomic_dir(Path(folder), lambda tmp: model.save_pretrained(tmp))
+
     # ------------------------------------------------------------------ data
     def _gen(self, salt: int, per_rank: bool) -> torch.Generator:
         rank = self.dist.rank if per_rank else -1
@@ -364,7 +389,10 @@ class AlignTrainer:
         z0 = drtune_rollout(video, cond, uncond, noise, plan, c.scheduler, c.rollout_shift, on_step=on_step)
         t = c.num_frames
         nv = t if c.reward_views <= 0 else min(c.reward_views, t)
-        views = sorted(torch.randperm(t, generator=gen)[:nv].tolist())
+        views = torch.randperm(t, generator=gen)[:nv].tolist()
+        if getattr(self.reward, "needs_first_view", False) and 0 not in views:
+            views[-1] = 0  # relation terms read the caption's view (frame 0)
+        views = sorted(views)
         scene = decode_and_render(
             video, self.decoder, z0, views, with_renders=self.reward.needs_renders, backend=c.render_backend
         )
@@ -437,16 +465,35 @@ class AlignTrainer:
             p.grad = flat[off : off + n].view_as(p).clone()
             off += n
 
-    def train(self, steps: int, progress: bool = True) -> list[StepRecord]:
-        """Run until ``self.step == steps``; writes ``lora/`` and ``lora_ema/`` into the run folder at the end."""
+    def train(
+        self,
+        steps: int,
+        progress: bool = True,
+        minutes: float = 0.0,
+        merged: str | os.PathLike[str] | None = None,
+        clock=time.monotonic,
+    ) -> list[StepRecord]:
+        """Run until ``self.step == steps`` or until ``minutes`` of wall clock are used (``<= 0``: no budget).
+
+        At the end (either way) a resumable checkpoint is written and the LoRA is exported: ``lora/`` and
+        ``lora_ema/`` in the run folder and, with ``merged``, the EMA-merged video model there
+        (:meth:`export_merged`). ``self.finished`` tells whether ``steps`` was reached; a run stopped by its
+        budget continues with :meth:`resume`. Under torchrun, the main process's clock decides for all.
+        """
         from tqdm.auto import tqdm
 
         if steps < self.step:
             raise InputError(f"--steps {steps} is below the resumed step {self.step}")
+        deadline = clock() + 60.0 * minutes if minutes > 0 else None
         bar = tqdm(total=steps, initial=self.step, desc="align", disable=not (progress and self.dist.is_main))
         try:
             while self.step < steps:
+                if deadline is not None and self._out_of_time(clock() >= deadline):
+                    log.info("time budget of %.1f min used: stopped at step %d (resume with --resume)", minutes, self.step)
+                    break
+                t0 = time.perf_counter()
                 rec = self.train_step()
+                self.step_seconds.append(time.perf_counter() - t0)
                 bar.update(1)
                 post = {"loss": f"{rec.loss:.4f}"}
                 if not math.isnan(rec.reward):
@@ -454,8 +501,21 @@ class AlignTrainer:
                 bar.set_postfix(post)
         finally:
             bar.close()
+        self.finished = self.step >= steps
         if self.dist.is_main:
-            if self.step % self.cfg.ckpt_every != 0:
+            if self.step % self.cfg.ckpt_every != 0 or not self.history:
                 self.save()
             self.export(self.out)
+            if merged is not None:
+                self.export_merged(merged)
         return self.history
+
+    def _out_of_time(self, mine: bool) -> bool:
+        """The main process's verdict, shared with every rank (so all stop at the same step)."""
+        if not self.dist.distributed:
+            return mine
+        import torch.distributed as tdist
+
+        flag = torch.tensor([1.0 if mine else 0.0], device=self.dist.device)
+        tdist.broadcast(flag, src=0)
+        return bool(flag.item() > 0.5)
