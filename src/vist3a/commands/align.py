@@ -81,7 +81,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--min-steps", type=int, default=10, help="fewest rollout steps (10)")
     p.add_argument("--max-steps", type=int, default=50, help="most rollout steps (50)")
     p.add_argument("--cfg", type=float, nargs=2, default=(4.0, 6.0), metavar=("LO", "HI"), help="CFG scale range (4 6)")
-    p.add_argument("--flow-shift", type=float, default=3.0, help="rollout scheduler shift (3)")
+    p.add_argument("--flow-shift", type=float, default=None,
+                   help="rollout scheduler shift (default: the model's own for mini (5), else 3 as the official code)")
     p.add_argument("--reward-views", type=int, default=2, help="frames/renders the rewards see (paper 2; 0 = all)")
     p.add_argument("--frames", type=int, default=None, help="video frames (default: the model's, 13)")
     p.add_argument("--size", type=int, default=None, help="video height = width (default: the model's)")
@@ -122,7 +123,7 @@ def _world_prompts(n: int, seed: int, frames: int, size: int):
     return items
 
 
-def _sft_data(spec: str, frames: int, size: int, seed: int):
+def _sft_data(spec: str, frames: int, size: int, seed: int, device="cpu"):
     kind, _, rest = spec.partition(":")
     if kind == "world":
         from vist3a.world.dataset import WorldDataset
@@ -131,7 +132,7 @@ def _sft_data(spec: str, frames: int, size: int, seed: int):
             n = int(rest)
         except ValueError:
             raise InputError(f"--sft-data world:N needs a number, got {spec!r}") from None
-        return WorldDataset(n, seed=seed + 1, frames=frames, size=size)
+        return WorldDataset(n, seed=seed + 1, frames=frames, size=size, device=device)
     if kind == "dl3dv":
         from vist3a.data.captions import DL3DVCaptionDataset
 
@@ -175,6 +176,12 @@ def _load(args: argparse.Namespace, device, with_text: bool = True):
         return video, dec, s.num_frames, s.height
     pipe = tiny_pipeline(device=device) if args.model == "tiny" else load_pipeline(args.model, device=device, dtype=dtype)
     return pipe.video, pipe.decoder, pipe.settings.num_frames, pipe.settings.height
+
+
+def _flow_shift(args: argparse.Namespace, video) -> float:
+    if args.flow_shift is not None:
+        return float(args.flow_shift)
+    return float(video.flow_shift) if args.model == "mini" else 3.0
 
 
 def _use_text_cache(video, path: str, device) -> None:
@@ -239,12 +246,12 @@ def run(args: argparse.Namespace) -> int:
     size = args.size or size0
     if args.world is not None:
         prompts = _world_prompts(args.world, args.world_seed, frames, size)
-    sft = _sft_data(args.sft_data, frames, size, args.seed) if args.sft_data else None
+    sft = _sft_data(args.sft_data, frames, size, args.seed, ctx.device) if args.sft_data else None
     sft_weight = args.sft_weight if args.sft_weight is not None else (1.0 if sft is not None else 0.0)
     cfg = AlignConfig(
         lr=args.lr, grad_clip=args.grad_clip, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha,
         drtune_k=args.drtune_k, min_steps=args.min_steps, max_steps=args.max_steps, guidance=tuple(args.cfg),
-        rollout_shift=args.flow_shift, sft_weight=sft_weight, reward_weight=args.reward_weight,
+        rollout_shift=_flow_shift(args, video), sft_weight=sft_weight, reward_weight=args.reward_weight,
         sft_shift=args.sft_shift, sft_batch=args.sft_batch, prompt_batch=args.prompt_batch,
         reward_views=args.reward_views, num_frames=frames, height=size, width=size, template=args.template,
         ckpt_every=args.ckpt_every, seed=args.seed,
