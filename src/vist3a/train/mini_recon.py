@@ -11,14 +11,27 @@ Supervision scheme (exact, because the world's cameras and depth are known):
 - Camera loss: L1 between every camera-head iteration's pose encoding and the ground-truth encoding
   of the context views (translation, quaternion up to sign, field of view), later iterations
   weighted more (``0.8^(n-1-i)``).
-- Depth loss: L1 between the predicted depth and the normalised ground-truth depth on non-sky pixels.
+- Depth loss: on non-sky pixels, ``|log d_pred - log d_gt|`` (``depth_loss="log"``, the default) or
+  the L1 of the normalised depths (``"l1"``, the first runs' loss). ``loss/depth`` is always the L1
+  (comparable across runs); ``loss/depth_log`` the log error.
 - Rendering loss: the predicted pixel-aligned Gaussians (no voxel fusion) are rendered at the
   ground-truth normalised cameras of all V views (context and held-out targets) and compared with
-  the ground-truth frames (L1 + MSE). Because the cameras and depth are pinned to the same frame,
-  no pose alignment at render time is needed.
+  the ground-truth frames (L1 + MSE). With ``render_cameras="gt"`` (the default) the predicted depth
+  is unprojected with the *ground-truth* cameras for this loss, so it supervises depth and the
+  Gaussian parameters in the frame it is rendered in, and the camera head learns from the camera
+  loss alone; with ``"pred"`` (the first runs) the network's own cameras place the Gaussians, and
+  while those are still wrong the rendering loss pulls the depth away from the ground truth
+  (see docs/mini.md, "Recon stage: diagnosis").
 
 Evaluation: novel-view PSNR/SSIM on the non-context views of held-out scenes, rendered at their
-ground-truth normalised cameras. The final model is written to ``out/anysplat_mini``
+ground-truth normalised cameras from the network's own Gaussians (its own cameras); plus the
+geometry: depth AbsRel and log error, and the rotation / translation-direction errors of the
+predicted context cameras (relative to camera 0).
+
+Clip cache (``cache=True``): every training and held-out clip is rendered once and kept in memory
+(images uint8, depth fp16); with ``cache_dir`` the clips are also written there in shards of
+:data:`CACHE_SHARD` scenes (atomically), so later ``--resume`` pieces load them instead of rendering.
+Use it with a bounded ``train_scenes`` (e.g. 2000). The final model is written to ``out/anysplat_mini``
 (:meth:`AnySplat.save_pretrained`, loadable with :func:`vist3a.models.anysplat.from_pretrained`).
 """
 
@@ -32,19 +45,33 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from vist3a.errors import InputError
+from vist3a.errors import FormatError, InputError
 from vist3a.eval.metrics import psnr, ssim
 from vist3a.gaussians.cameras import Cameras
 from vist3a.gaussians.render import render
 from vist3a.models.anysplat import AnySplat, anysplat_mini
-from vist3a.models.geometry import se3_inverse
-from vist3a.models.pose_encoding import extri_intri_to_pose_encoding
+from vist3a.models.geometry import se3_inverse, unproject_depth
+from vist3a.models.pose_encoding import extri_intri_to_pose_encoding, quat_xyzw_to_matrix
 from vist3a.train.mini_loop import MiniResult, MiniTrainConfig, run_loop
 from vist3a.world.dataset import WorldDataset
 
 log = logging.getLogger(__name__)
 
 EXPORT_DIR = "anysplat_mini"
+CACHE_SHARD = 32
+# stage options (config.extra) and their defaults
+RECON_OPTIONS: dict[str, Any] = {
+    "context": None,  # views given to the network (None: frames // 2 + 1)
+    "w_render": 1.0,
+    "w_mse": 1.0,
+    "w_depth": 1.0,
+    "w_camera": 1.0,
+    "depth_loss": "log",  # "log" | "l1"
+    "render_cameras": "gt",  # "gt" | "pred": cameras that place the Gaussians for the rendering loss
+    "render_backend": "auto",
+    "cache": False,  # keep rendered clips in memory
+    "cache_dir": None,  # ... and in shards on disk (default with cache: out/cache)
+}
 
 
 def context_views(views: int, context: int) -> list[int]:
@@ -84,14 +111,129 @@ def _pose_l1(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     return t + q.mean() / 4 + fov
 
 
+def depth_errors(pred: torch.Tensor, gt: torch.Tensor) -> dict[str, torch.Tensor]:
+    """L1, log-L1 and AbsRel of predicted vs ground-truth depth on the non-sky pixels (``gt > 0``).
+
+    Args:
+        pred, gt: ``[..., H, W]`` depths (same shape); ``pred`` is clamped at 1e-6 before the log.
+    """
+    valid = gt > 0
+    if not valid.any():
+        zero = pred.sum() * 0
+        return {"l1": zero, "log": zero, "absrel": zero}
+    p, g = pred[valid], gt[valid]
+    return {
+        "l1": (p - g).abs().mean(),
+        "log": (p.clamp(min=1e-6).log() - g.log()).abs().mean(),
+        "absrel": ((p - g).abs() / g).mean(),
+    }
+
+
+def pose_errors(pred_enc: torch.Tensor, gt_w2c: torch.Tensor) -> dict[str, float]:
+    """Mean rotation error (degrees) and translation-direction error (degrees) of views 1.. .
+
+    Args:
+        pred_enc: ``[V, 9]`` predicted encoding (w2c in camera 0's frame). gt_w2c: ``[V, 3|4, 4]``.
+    Views whose ground-truth translation is ~0 are left out of the direction error.
+    """
+    r_pred = quat_xyzw_to_matrix(pred_enc[1:, 3:7].double())
+    r_gt = gt_w2c[1:, :3, :3].double()
+    cos = ((r_pred.transpose(-1, -2) @ r_gt).diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2
+    rot = torch.rad2deg(torch.arccos(cos.clamp(-1, 1)))
+    # camera centres (c = -R^T t) carry the direction of motion
+    c_pred = -(r_pred.transpose(-1, -2) @ pred_enc[1:, :3, None].double())[..., 0]
+    c_gt = -(r_gt.transpose(-1, -2) @ gt_w2c[1:, :3, 3:].double())[..., 0]
+    moving = c_gt.norm(dim=-1) > 1e-4
+    if moving.any():
+        cos_t = torch.nn.functional.cosine_similarity(c_pred[moving], c_gt[moving], dim=-1, eps=1e-9)
+        trans = float(torch.rad2deg(torch.arccos(cos_t.clamp(-1, 1))).mean())
+    else:
+        trans = float("nan")
+    return {"rot_deg": float(rot.mean()) if len(rot) else 0.0, "trans_dir_deg": trans}
+
+
+class ClipCache:
+    """Rendered world clips kept in memory (images uint8, depth fp16), optionally in safetensors shards.
+
+    Args:
+        ds: the :class:`WorldDataset` whose items are cached.
+        folder: shard folder (``None``: memory only). A shard ``{tag}_{k:05d}.safetensors`` holds scenes
+            ``k*CACHE_SHARD ..``; its metadata records the dataset settings and a mismatch is refused.
+        tag: file-name prefix ("train" / "eval").
+    """
+
+    def __init__(self, ds: WorldDataset, folder: Path | None, tag: str) -> None:
+        self.ds, self.folder, self.tag, self.length = ds, folder, tag, len(ds)
+        self.items: dict[int, dict[str, torch.Tensor]] = {}
+        self.meta = {"seed": str(ds.seed), "frames": str(ds.frames), "size": str(ds.size),
+                     "max_objects": str(ds.max_objects), "shadows": str(ds.shadows), "length": str(len(ds))}  # fmt: skip
+
+    @staticmethod
+    def _pack(it: dict[str, Any]) -> dict[str, torch.Tensor]:
+        return {
+            "images": (it["images"].float().clamp(0, 1) * 255).round().to(torch.uint8).cpu(),
+            "depth": it["depth"].float().cpu().to(torch.float16),
+            "c2w": it["c2w"].float().cpu(),
+            "K": it["K"].float().cpu(),
+        }
+
+    def _shard_path(self, k: int) -> Path:
+        assert self.folder is not None
+        return self.folder / f"{self.tag}_{k:05d}.safetensors"
+
+    def _load_or_build_shard(self, k: int) -> None:
+        from safetensors import safe_open
+        from safetensors.torch import save_file
+
+        from vist3a.io_utils import atomic_path
+
+        lo, hi = k * CACHE_SHARD, min((k + 1) * CACHE_SHARD, self.length)
+        path = self._shard_path(k)
+        if path.is_file():
+            try:
+                with safe_open(str(path), framework="pt") as f:
+                    meta = f.metadata() or {}
+                    if any(meta.get(key) != v for key, v in self.meta.items()):
+                        raise InputError(
+                            f"{path} was built with other settings ({meta}) than this run ({self.meta}); "
+                            "use another --out or delete the cache folder"
+                        )
+                    for i in range(lo, hi):
+                        self.items[i] = {n: f.get_tensor(f"{i}.{n}") for n in ("images", "depth", "c2w", "K")}
+                return
+            except InputError:
+                raise
+            except Exception as exc:  # a truncated or foreign file
+                raise FormatError(f"{path}: unreadable clip-cache shard ({exc}); delete it to rebuild") from exc
+        flat = {}
+        for i in range(lo, hi):
+            self.items[i] = self._pack(self.ds[i])
+            flat.update({f"{i}.{n}": t.contiguous() for n, t in self.items[i].items()})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            save_file(flat, str(tmp), metadata=self.meta)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        if i not in self.items:
+            if self.folder is None:
+                self.items[i] = self._pack(self.ds[i])
+            else:
+                self._load_or_build_shard(i // CACHE_SHARD)
+        it = self.items[i]
+        return {"images": it["images"].float() / 255, "depth": it["depth"].float(), "c2w": it["c2w"], "K": it["K"]}
+
+    def __len__(self) -> int:
+        return self.length
+
+
 class ReconTask:
     """The reconstruction stage for :func:`~vist3a.train.mini_loop.run_loop`.
 
     Args:
         model: an :class:`AnySplat` (all parameters trained; voxel fusion off in training).
-        config: the run settings; ``config.extra``: ``context`` (views given to the network, default
-            ``frames // 2 + 1``), ``w_render`` (1), ``w_mse`` (1), ``w_depth`` (0.5), ``w_camera`` (1),
-            ``render_backend`` ("auto").
+        config: the run settings; ``config.extra``: see :data:`RECON_OPTIONS` (``context`` = views
+            given to the network, default ``frames // 2 + 1``; loss weights ``w_*``; ``depth_loss``;
+            ``render_cameras``; ``render_backend``; ``cache``, ``cache_dir``). Unknown keys are refused.
         device: where the model and the world renders live.
     """
 
@@ -102,15 +244,27 @@ class ReconTask:
         self.config, self.device = config, device
         if config.size % model.config.patch_size:
             raise InputError(f"--size must be a multiple of {model.config.patch_size}, got {config.size}")
-        ex = config.extra
-        self.ctx = context_views(config.frames, int(ex.get("context", config.frames // 2 + 1)))
+        unknown = sorted(set(config.extra) - set(RECON_OPTIONS))
+        if unknown:
+            raise InputError(f"unknown recon option(s) {unknown}; known: {sorted(RECON_OPTIONS)}")
+        ex = {**RECON_OPTIONS, **{k: v for k, v in config.extra.items() if v is not None}}
+        self.ctx = context_views(config.frames, int(ex["context"] or config.frames // 2 + 1))
         self.targets = [v for v in range(config.frames) if v not in self.ctx] or list(range(config.frames))
-        self.w = {k: float(ex.get(f"w_{k}", d)) for k, d in (("render", 1.0), ("mse", 1.0), ("depth", 0.5), ("camera", 1.0))}
-        self.backend = str(ex.get("render_backend", "auto"))
+        self.w = {k: float(ex[f"w_{k}"]) for k in ("render", "mse", "depth", "camera")}
+        self.depth_loss, self.render_cameras = str(ex["depth_loss"]), str(ex["render_cameras"])
+        if self.depth_loss not in ("log", "l1"):
+            raise InputError(f"depth_loss must be 'log' or 'l1', got {self.depth_loss!r}")
+        if self.render_cameras not in ("gt", "pred"):
+            raise InputError(f"render_cameras must be 'gt' or 'pred', got {self.render_cameras!r}")
+        self.backend = str(ex["render_backend"])
         kw = dict(frames=config.frames, size=config.size, device=device, max_objects=config.max_objects,
                   shadows=config.shadows)  # fmt: skip
-        self.train_set = WorldDataset(config.train_scenes, seed=config.seed, **kw)
-        self.eval_set = WorldDataset(config.eval_scenes, seed=config.eval_seed, **kw)
+        self.train_set: Any = WorldDataset(config.train_scenes, seed=config.seed, **kw)
+        self.eval_set: Any = WorldDataset(config.eval_scenes, seed=config.eval_seed, **kw)
+        if ex["cache"] in (True, 1, "1", "true", "True"):
+            folder = Path(ex["cache_dir"]) if ex["cache_dir"] else Path(config.out) / "cache"
+            self.train_set = ClipCache(self.train_set, folder, "train")
+            self.eval_set = ClipCache(self.eval_set, folder, "eval")
 
     def _clips(self, ds: WorldDataset, indices: list[int]) -> dict[str, torch.Tensor]:
         items = [ds[i] for i in indices]
@@ -122,10 +276,16 @@ class ReconTask:
             "K": torch.stack([it["K"] for it in items]).to(self.device).float(),  # B, V, 3, 3
         }
 
-    def _render(self, out: Any, clip: dict[str, torch.Tensor], b: int, views: list[int]) -> torch.Tensor:
+    def _render(self, gaussians: list[Any], clip: dict[str, torch.Tensor], b: int, views: list[int]) -> torch.Tensor:
         s = self.config.size
         cams = Cameras(clip["c2w"][b, views].float(), clip["K"][b, views], s, s)
-        return render(out.gaussians[b], cams, backend=self.backend).rgb  # n, 3, S, S
+        return render(gaussians[b], cams, backend=self.backend).rgb  # n, 3, S, S
+
+    def gt_camera_gaussians(self, out: Any, clip: dict[str, torch.Tensor]) -> list[Any]:
+        """The predicted depth and Gaussian parameters placed with the ground-truth context cameras."""
+        w2c = se3_inverse(clip["c2w"][:, self.ctx].float())
+        points = unproject_depth(out.depth.float(), w2c, clip["K"][:, self.ctx].float())
+        return self.model._gaussians(points, out.gs_raw.float(), False)[1]
 
     def loss(self, indices: list[int], step: int, autocast: contextlib.AbstractContextManager) -> dict[str, torch.Tensor]:
         clip = self._clips(self.train_set, indices)
@@ -136,29 +296,41 @@ class ReconTask:
         enc_gt = extri_intri_to_pose_encoding(w2c_gt, clip["K"][:, self.ctx], (s, s))
         n = len(out.pose_enc_list)
         cam = sum(0.8 ** (n - 1 - i) * _pose_l1(p.float(), enc_gt) for i, p in enumerate(out.pose_enc_list))
-        d_gt = clip["depth"][:, self.ctx]
-        valid = d_gt > 0
-        depth = (out.depth[..., 0].float() - d_gt).abs()[valid].mean() if valid.any() else out.depth.sum() * 0
+        derr = depth_errors(out.depth[..., 0].float(), clip["depth"][:, self.ctx])
+        gaussians = out.gaussians if self.render_cameras == "pred" else self.gt_camera_gaussians(out, clip)
         every = list(range(self.config.frames))
-        rgb = torch.stack([self._render(out, clip, b, every) for b in range(len(indices))]).float()
+        rgb = torch.stack([self._render(gaussians, clip, b, every) for b in range(len(indices))]).float()
         gt = clip["images"]
-        terms = {"l1": (rgb - gt).abs().mean(), "mse": F.mse_loss(rgb, gt), "depth": depth, "camera": cam}
+        terms = {"l1": (rgb - gt).abs().mean(), "mse": F.mse_loss(rgb, gt), "depth": derr["l1"],
+                 "depth_log": derr["log"], "camera": cam}  # fmt: skip
         terms["total"] = (
             self.w["render"] * terms["l1"] + self.w["mse"] * terms["mse"]
-            + self.w["depth"] * terms["depth"] + self.w["camera"] * terms["camera"]
+            + self.w["depth"] * terms["depth_log" if self.depth_loss == "log" else "depth"]
+            + self.w["camera"] * terms["camera"]
         )  # fmt: skip
         return terms
 
     def evaluate(self) -> dict[str, float]:
-        ps, ss = [], []
+        ps, ss, geo = [], [], []
+        s = self.config.size
         for i in range(len(self.eval_set)):
             clip = self._clips(self.eval_set, [i])
             out = self.model(clip["images"][:, self.ctx], voxelize=False)
-            rgb = self._render(out, clip, 0, self.targets).float().clamp(0, 1)
+            rgb = self._render(out.gaussians, clip, 0, self.targets).float().clamp(0, 1)
             gt = clip["images"][0, self.targets]
             ps.append(psnr(rgb, gt).clamp(max=100.0))
             ss.append(ssim(rgb, gt))
-        return {"nvs_psnr": float(torch.cat(ps).mean()), "nvs_ssim": float(torch.cat(ss).mean())}
+            derr = depth_errors(out.depth[0, ..., 0].float(), clip["depth"][0, self.ctx])
+            w2c_gt = se3_inverse(clip["c2w"][0, self.ctx])
+            enc_gt = extri_intri_to_pose_encoding(w2c_gt[:, :3], clip["K"][0, self.ctx], (s, s))
+            pose = pose_errors(out.pose_enc_list[-1][0].float(), w2c_gt)
+            geo.append({"depth_absrel": float(derr["absrel"]), "depth_log": float(derr["log"]),
+                        "camera_l1": float(_pose_l1(out.pose_enc_list[-1][0].float(), enc_gt)), **pose})  # fmt: skip
+        res = {"nvs_psnr": float(torch.cat(ps).mean()), "nvs_ssim": float(torch.cat(ss).mean())}
+        for k in geo[0]:
+            vals = [g[k] for g in geo if g[k] == g[k]]  # skip NaN (no camera motion)
+            res[k] = sum(vals) / len(vals) if vals else float("nan")
+        return res
 
     def export(self, out: Path) -> dict[str, Any]:
         dst = self.model.save_pretrained(out / EXPORT_DIR, preset="anysplat-mini", dtype=torch.float16)
@@ -186,7 +358,7 @@ def train_recon(
     if model is None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            model = anysplat_mini(device=dev, **(overrides or {}))
+            model = anysplat_mini(device=dev, weights=None, **(overrides or {}))
     task = ReconTask(model, config, dev)
     kw = {"clock": clock} if clock is not None else {}
     return run_loop(task, config, dev, resume=resume, stop_after=stop_after, progress=progress, **kw)

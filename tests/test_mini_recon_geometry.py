@@ -1,0 +1,108 @@
+"""Recon stage geometry (issue 9 diagnosis): rendering-loss cameras, depth/pose metrics, the clip cache."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from anysplat_tiny import TINY
+from vist3a.models.anysplat import anysplat_mini
+from vist3a.models.geometry import se3_inverse
+from vist3a.models.pose_encoding import matrix_to_quat_xyzw
+from vist3a.train.mini_loop import MiniTrainConfig
+from vist3a.train.mini_recon import ClipCache, ReconTask, depth_errors, normalise_clip, pose_errors
+from vist3a.world.dataset import WorldDataset
+
+TINY_RECON = dict(TINY, image_size=28, pos_embed_img_size=28)
+
+
+def cfg(out, **extra):
+    return MiniTrainConfig(out=out, steps=2, batch=1, lr=1e-4, warmup=0, train_scenes=2, eval_scenes=1, frames=3,
+                           size=28, shadows=False, eval_every=0, ckpt_every=100, extra={"context": 2, **extra})  # fmt: skip
+
+
+def task(tmp_path, **extra):
+    torch.manual_seed(0)
+    return ReconTask(anysplat_mini(**TINY_RECON), cfg(tmp_path, **extra), torch.device("cpu"))
+
+
+def test_render_loss_places_gaussians_with_ground_truth_cameras(tmp_path):
+    """Default ``render_cameras="gt"``: the rendered Gaussians are the predicted depth unprojected with the
+    ground-truth cameras (independent pixel-ray computation), and the rendering loss sends no gradient
+    to the camera head (it learns from the camera loss only). With "pred" it does (the old behaviour)."""
+    t = task(tmp_path, w_depth=0.0, w_camera=0.0)
+    clip = t._clips(t.train_set, [0])
+    out = t.model(clip["images"][:, t.ctx], voxelize=False)
+    means = t.gt_camera_gaussians(out, clip)[0].means.reshape(len(t.ctx), 28, 28, 3)
+    v, y, x = 1, 5, 17  # context view 1 = frame 2
+    d = float(out.depth[0, v, y, x, 0])
+    k, c2w = clip["K"][0, t.ctx[v]].double(), clip["c2w"][0, t.ctx[v]].double()
+    cam = torch.tensor([(x - k[0, 2]) / k[0, 0] * d, (y - k[1, 2]) / k[1, 1] * d, d], dtype=torch.float64)
+    expect = c2w[:3, :3] @ cam + c2w[:3, 3]
+    torch.testing.assert_close(means[v, y, x].double(), expect, atol=1e-4, rtol=1e-4)
+
+    def camera_grad(tk):
+        tk.model.zero_grad(set_to_none=True)
+        tk.loss([0], 0, torch.autocast("cpu", enabled=False))["total"].backward()
+        return sum(p.grad.abs().sum() for p in tk.model.encoder.camera_head.parameters() if p.grad is not None)
+
+    assert camera_grad(t) == 0
+    assert camera_grad(task(tmp_path / "p", w_depth=0.0, w_camera=0.0, render_cameras="pred")) > 0
+
+
+def test_depth_errors_known_values():
+    gt = torch.tensor([[0.0, 1.0], [2.0, 4.0]])
+    pred = torch.tensor([[9.0, 2.0], [2.0, 1.0]])
+    e = depth_errors(pred, gt)  # the sky pixel (gt 0) is ignored
+    assert float(e["l1"]) == pytest.approx((1 + 0 + 3) / 3)
+    assert float(e["log"]) == pytest.approx((math.log(2) + 0 + math.log(4)) / 3)
+    assert float(e["absrel"]) == pytest.approx((1 + 0 + 0.75) / 3)
+
+
+def test_pose_errors_known_rotation_and_direction():
+    def w2c(angle_deg, centre):
+        a = math.radians(angle_deg)
+        r = torch.tensor([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]], dtype=torch.float64)
+        c = torch.tensor(centre, dtype=torch.float64)
+        m = torch.eye(4, dtype=torch.float64)
+        m[:3, :3], m[:3, 3] = r, -r @ c
+        return m
+
+    gt = torch.stack([w2c(0, [0, 0, 0]), w2c(20, [1, 0, 0])])
+    pred_m = torch.stack([w2c(0, [0, 0, 0]), w2c(30, [0, 0, 2])])  # 10° off, centre direction 90° off
+    enc = torch.cat([pred_m[:, :3, 3], matrix_to_quat_xyzw(pred_m[:, :3, :3]), torch.ones(2, 2, dtype=torch.float64)], -1)
+    e = pose_errors(enc, gt)
+    assert e["rot_deg"] == pytest.approx(10.0, abs=1e-6)
+    assert e["trans_dir_deg"] == pytest.approx(90.0, abs=1e-6)
+
+
+def test_clip_cache_matches_render_and_reloads_shards(tmp_path):
+    ds = WorldDataset(2, seed=3, frames=2, size=16, shadows=False)
+    fresh = ds[1]
+    cache = ClipCache(ds, tmp_path / "c", "train")
+    got = cache[1]
+    assert (got["images"] - fresh["images"]).abs().max() <= 0.5 / 255 + 1e-6  # uint8 storage
+    torch.testing.assert_close(got["depth"], fresh["depth"], atol=0, rtol=1e-3)  # fp16 storage
+    torch.testing.assert_close(got["c2w"], fresh["c2w"])
+    shard = tmp_path / "c" / "train_00000.safetensors"
+    assert shard.is_file()
+    again = ClipCache(ds, tmp_path / "c", "train")
+    again.ds = None  # must read the shard, not render
+    torch.testing.assert_close(again[0]["images"], cache[0]["images"])
+    other = ClipCache(WorldDataset(2, seed=4, frames=2, size=16, shadows=False), tmp_path / "c", "train")
+    with pytest.raises(Exception, match="other settings"):
+        other[0]
+    # the normalised ground truth is unchanged by the cache
+    c2w, _, s = normalise_clip(got["c2w"], got["depth"], [0, 1])
+    c2w_ref, _, s_ref = normalise_clip(fresh["c2w"], fresh["depth"], [0, 1])
+    assert s == pytest.approx(s_ref, rel=1e-3)
+    torch.testing.assert_close(se3_inverse(c2w)[:, :3, :3], se3_inverse(c2w_ref)[:, :3, :3])
+
+
+def test_unknown_recon_option_is_refused(tmp_path):
+    with pytest.raises(Exception, match="unknown recon option"):
+        task(tmp_path, w_dpeth=1.0)
+    with pytest.raises(Exception, match="render_cameras"):
+        task(tmp_path, render_cameras="both")
