@@ -251,3 +251,21 @@ def test_align_cli_writes_and_uses_a_text_cache(tmp_path):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["steps"] == 1 and summary["finished"] and summary["seconds_per_step"] > 0
     assert (tmp_path / "merged" / "transformer" / "config.json").is_file()
+
+
+@pytest.mark.gpu
+def test_mini_align_cli_on_cuda(tmp_path):
+    """The device piece in miniature: the mini pair (shipped weights), world prompts, the default world
+    rewards, cached text, gsplat, a time budget and the merged export; then the export loads."""
+    from vist3a import registry
+    from vist3a.cli import main
+
+    cache = tmp_path / "c.safetensors"
+    common = ["align", "--model", "mini", "--world", "2", "--out", str(tmp_path / "run")]
+    assert main([*common, "--write-text-cache", str(cache), "--device", "cpu"]) == 0
+    assert main([*common, "--text-cache", str(cache), "--steps", "2", "--min-steps", "3", "--max-steps", "4",
+                 "--device", "cuda", "--minutes", "5"]) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["steps"] == 2 and summary["finished"]
+    video = registry.build("wan-mini", weights=str(tmp_path / "run" / "wan_mini"), components=("vae", "transformer"))
+    assert video.transformer is not None

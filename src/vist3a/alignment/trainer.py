@@ -487,12 +487,15 @@ class AlignTrainer:
         deadline = clock() + 60.0 * minutes if minutes > 0 else None
         bar = tqdm(total=steps, initial=self.step, desc="align", disable=not (progress and self.dist.is_main))
         try:
+            last = 0.0
             while self.step < steps:
-                if deadline is not None and self._out_of_time(clock() >= deadline):
+                # stop when the next step (as long as the last one) would end past the budget
+                if deadline is not None and self._out_of_time(clock() + last >= deadline):
                     log.info("time budget of %.1f min used: stopped at step %d (resume with --resume)", minutes, self.step)
                     break
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), clock()
                 rec = self.train_step()
+                last = clock() - c0
                 self.step_seconds.append(time.perf_counter() - t0)
                 bar.update(1)
                 post = {"loss": f"{rec.loss:.4f}"}

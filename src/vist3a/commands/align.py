@@ -281,6 +281,7 @@ def run(args: argparse.Namespace) -> int:
                 "skipped_steps": trainer.skipped,
                 "final_loss": hist[-1].loss if hist else None,
                 "final_reward": hist[-1].reward if hist else None,
+                "recent_terms": _recent_terms(hist),
                 "lora": str(out / "lora"),
                 "lora_ema": str(out / "lora_ema"),
             }
@@ -294,6 +295,16 @@ def run(args: argparse.Namespace) -> int:
         logger.close()
         distributed.shutdown()
     return 0
+
+
+def _recent_terms(hist, n: int = 20) -> dict[str, float]:
+    """Mean of each logged reward term over the last ``n`` steps (NaN-free)."""
+    out: dict[str, list[float]] = {}
+    for rec in hist[-n:]:
+        for k, v in {"loss": rec.loss, "sft": rec.sft, "reward": rec.reward, **rec.terms}.items():
+            if v == v:  # not NaN
+                out.setdefault(k, []).append(float(v))
+    return {k: round(sum(v) / len(v), 5) for k, v in out.items()}
 
 
 def _step_seconds(trainer) -> float | None:
