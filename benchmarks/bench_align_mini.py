@@ -56,6 +56,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--style", default="short", help="caption phrasing (short)")
     p.add_argument("--sweep", default="4,8,12,20", help="comma list of sampling steps (4,8,12,20)")
     p.add_argument("--cfg", type=float, default=None, help="guidance scale (default: the pipeline's)")
+    p.add_argument("--consistency-views", type=int, default=0,
+                   help="frames compared with renders, evenly spaced (0 = all; 2-3 keep a CPU run short)")
     p.add_argument("--device", default=None, help="cuda / cpu (default: cuda if available)")
     p.add_argument("--work", default=None, help="scene folders and eval tables (default: next to --out)")
     p.add_argument("--out", required=True, help="result JSON (a .md table is written beside it)")
@@ -85,11 +87,15 @@ def load_video(spec: str, base: str | None, text_cache: str | None, device: torc
     return video
 
 
-def consistency(frames: torch.Tensor, gaussians, cameras, device: torch.device) -> tuple[float, float]:
+def consistency(frames: torch.Tensor, gaussians, cameras, device: torch.device, views: int = 0) -> tuple[float, float]:
     """PSNR and L1 between decoded frames ``[T,3,H,W]`` (resized to the cameras' size) and renders of the
-    Gaussians at those cameras (mean over frames)."""
+    Gaussians at those cameras (mean over frames; ``views`` > 0: that many evenly spaced frames)."""
     from vist3a.gaussians.render import render
 
+    t = frames.shape[0]
+    if 0 < views < t:
+        idx = torch.linspace(0, t - 1, views).round().long().tolist()
+        frames, cameras = frames[idx], cameras[torch.tensor(idx)]
     cams = cameras.to(device)
     with torch.no_grad():
         rend = render(gaussians.to(device, torch.float32), cams, near_plane=0.1, far_plane=100.0).rgb.clamp(0, 1)
@@ -99,7 +105,8 @@ def consistency(frames: torch.Tensor, gaussians, cameras, device: torch.device) 
     return float((-10 * torch.log10(mse)).mean()), float((f - rend).abs().mean())
 
 
-def run_variant(label: str, video, decoder, scenes, steps: int, cfg: float | None, work: Path, device) -> dict:
+def run_variant(label: str, video, decoder, scenes, steps: int, cfg: float | None, work: Path, device,
+                views: int = 0) -> dict:
     from vist3a.eval import text_to_3d as t23d
     from vist3a.eval.gen_metrics import build_metric
     from vist3a.io_utils import atomic_write_text
@@ -117,7 +124,7 @@ def run_variant(label: str, video, decoder, scenes, steps: int, cfg: float | Non
         t0 = time.perf_counter()
         res = pipe(sc.prompt, seed=sc.seed, steps=steps, guidance_scale=cfg, progress=False, keep_frames=True)
         secs.append(time.perf_counter() - t0)
-        p, a = consistency(res.frames, res.gaussians, res.cameras, device)
+        p, a = consistency(res.frames, res.gaussians, res.cameras, device, views)
         psnr.append(p)
         l1.append(a)
         vj = judge.score(res.frames.float().clamp(0, 1), sc.info["caption"])
@@ -176,7 +183,7 @@ def main(argv=None) -> int:
         video = load_video(folder, args.video_weights, args.text_cache, device)
         results[label] = {}
         for steps in sweep:
-            row = run_variant(label, video, decoder, scenes, steps, args.cfg, work, device)
+            row = run_variant(label, video, decoder, scenes, steps, args.cfg, work, device, args.consistency_views)
             results[label][str(steps)] = row
             print(f"{label:>10s} steps {steps:3d}: " + ", ".join(f"{k} {v}" for k, v in row.items()), flush=True)
         del video
@@ -184,7 +191,8 @@ def main(argv=None) -> int:
         "bench": "align_mini",
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "captions": args.captions, "world_seed": args.world_seed, "style": args.style, "gen_seed": GEN_SEED,
-        "variants": dict(variants), "sweep": sweep, "cfg": args.cfg, "results": results,
+        "variants": dict(variants), "sweep": sweep, "cfg": args.cfg, "consistency_views": args.consistency_views,
+        "results": results,
     }  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
