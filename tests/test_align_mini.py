@@ -247,10 +247,12 @@ def test_align_cli_writes_and_uses_a_text_cache(tmp_path):
     run = [*common, "--text-cache", str(cache), "--steps", "1", "--min-steps", "1", "--max-steps", "1",
            "--drtune-k", "0", "--cfg", "1", "1", "--frames", "5", "--size", "64", "--reward-views", "1",
            "--minutes", "30", "--merged-out", str(tmp_path / "merged")]
-    assert main(run) == 0
+    assert main([*run, "--resume"]) == 0  # nothing to resume yet: starts fresh
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["steps"] == 1 and summary["finished"] and summary["seconds_per_step"] > 0
+    assert "reward" in summary["recent_terms"]
     assert (tmp_path / "merged" / "transformer" / "config.json").is_file()
+    assert main(run) == 1  # checkpoints there and no --resume: refused
 
 
 @pytest.mark.gpu

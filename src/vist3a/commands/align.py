@@ -89,7 +89,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--template", default="", help="rollout prompt template with {prompt} (default: none)")
     p.add_argument("--ckpt-every", type=int, default=100, help="checkpoint period in steps (100)")
     p.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CKPT",
-                   help="resume from the latest checkpoint in --out (or from CKPT)")
+                   help="resume from the latest checkpoint in --out (none yet: start fresh), or from CKPT")
     p.add_argument("--seed", type=int, default=0, help="base seed (0)")
     p.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda'")
     p.add_argument("--bf16", action="store_true", help="DiT and text encoder in bf16 (LoRA stays fp32)")
@@ -264,9 +264,14 @@ def run(args: argparse.Namespace) -> int:
         trainer = AlignTrainer(video, decoder, reward, prompts, cfg, out, sft_data=sft, dist=ctx, logger=logger)
         if args.resume:
             found = trainer.resume(None if args.resume == "latest" else args.resume)
-            if not found:
-                raise InputError(f"--resume: no checkpoint in {out / 'checkpoints'}")
-            log.info("resumed at step %d", trainer.step)
+            if not found and args.resume != "latest":
+                raise InputError(f"--resume: no checkpoint at {args.resume}")
+            if found:
+                log.info("resumed at step %d", trainer.step)
+            else:  # as `vist3a world train-mini --resume`: the same command starts and continues a run
+                log.warning("--resume: no checkpoint in %s yet, starting fresh", out / "checkpoints")
+        elif trainer.ckpt.latest() is not None:
+            raise InputError(f"{out / 'checkpoints'} already holds checkpoints: pass --resume to continue, or pick a new --out")
         merged = args.merged_out or (str(out / "wan_mini") if args.model == "mini" else None)
         if merged == "none":
             merged = None
