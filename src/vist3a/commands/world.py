@@ -52,6 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tm.add_argument("--frames", type=int, default=None, help="frames/views per scene (vae 13, recon 8)")
     tm.add_argument("--size", type=int, default=None, help="image side (vae 256, recon 224)")
     tm.add_argument("--context", type=int, default=None, help="recon: views given to the network")
+    tm.add_argument("--set", dest="recon_set", action="append", default=[], metavar="KEY=VALUE",
+                    help="recon: a stage option of vist3a.train.mini_recon.RECON_OPTIONS, e.g. w_camera=2, "
+                         "render_cameras=gt, depth_loss=log, cache=1 (repeatable)")  # fmt: skip
     tm.add_argument("--kl-weight", type=float, default=1e-6, help="vae: weight of the mean KL")
     tm.add_argument("--lpips-weight", type=float, default=0.0, help="vae: LPIPS weight (needs weights offline)")
     tm.add_argument("--vae", default=None, help="dit: the trained VAE (RUN/wan_mini written by --stage vae)")
@@ -117,6 +120,16 @@ def _train_mini(args: argparse.Namespace) -> int:
         extra = {"cfg_drop": args.cfg_drop}
     if not vae and args.context is not None:
         extra["context"] = args.context
+    if args.recon_set and args.stage != "recon":
+        raise InputError("--set is a recon-stage option")
+    for item in args.recon_set:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            extra[key] = json.loads(value)
+        except ValueError:
+            extra[key] = value
     cfg = MiniTrainConfig(
         out=Path(args.out), steps=args.steps, batch=args.batch or (32 if dit else 4),
         lr=args.lr or (3e-4 if dit else 2e-4), weight_decay=args.weight_decay,

@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 
 EXPORT_DIR = "anysplat_mini"
 CACHE_SHARD = 32
+CACHE_MAX_GIB = 48  # host memory the clip cache may take (uint8 images + fp16 depth)
 # stage options (config.extra) and their defaults
 RECON_OPTIONS: dict[str, Any] = {
     "context": None,  # views given to the network (None: frames // 2 + 1)
@@ -262,6 +263,12 @@ class ReconTask:
         self.train_set: Any = WorldDataset(config.train_scenes, seed=config.seed, **kw)
         self.eval_set: Any = WorldDataset(config.eval_scenes, seed=config.eval_seed, **kw)
         if ex["cache"] in (True, 1, "1", "true", "True"):
+            gib = (config.train_scenes + config.eval_scenes) * config.frames * config.size**2 * 5 / 2**30
+            if gib > CACHE_MAX_GIB:
+                raise InputError(
+                    f"the clip cache would hold {gib:.0f} GiB ({config.train_scenes} training scenes); "
+                    f"lower --train-scenes (e.g. 2000) to stay under {CACHE_MAX_GIB} GiB"
+                )
             folder = Path(ex["cache_dir"]) if ex["cache_dir"] else Path(config.out) / "cache"
             self.train_set = ClipCache(self.train_set, folder, "train")
             self.eval_set = ClipCache(self.eval_set, folder, "eval")
