@@ -342,12 +342,20 @@ def test_world_prompts_with_cached_ground_truth_views(tmp_path: Path, capsys) ->
     assert _cli("eval", "text-to-3d", "--world", str(n), "--seed", str(seed), "--metrics", "judge",
                 "--out", str(out), "--no-progress", "--device", "cpu", "--model", "mini") == 1  # fmt: skip
     assert "pass --reuse" in capsys.readouterr().err  # scenes exist: refused before loading a model
-    assert _cli("eval", "text-to-3d", "--world", str(n), "--seed", str(seed), "--metrics", "judge", "--reuse",
+    # --world defaults to the judge metric
+    assert _cli("eval", "text-to-3d", "--world", str(n), "--seed", str(seed), "--reuse",
                 "--out", str(out), "--no-progress", "--device", "cpu") == 0  # fmt: skip
     data = json.loads((out / t23d.OVERALL_JSON).read_text())
     assert data["cached_views"] == n and data["generated"] == 0
     assert data["metrics"]["judge_overall"] >= 95.0
     assert (out / t23d.SCENES_DIR / scenes[0].name / t23d.WORLD_CAPTION).is_file()
+
+
+def test_cli_metrics_required_without_world(tmp_path: Path, capsys) -> None:
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a red cube\n")
+    assert _cli("eval", "text-to-3d", "--prompts", str(prompts), "--out", str(tmp_path / "o")) == 1
+    assert "--metrics is required" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -2,8 +2,10 @@
 #   source scripts/device/mini_setup.sh
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0
 mkdir -p "${OUT:=/tmp/out}"
-if [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+# WHL: the carried wheel folder (.whl with gsplat; .whl_lite without it, when the carry limit is tight)
+WHL=${WHL:-.whl}
+if [ -d "$WHL" ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHL"/*.whl || exit 1
 fi
 export PYTHONPATH=/tmp/site:$PWD/src:$PWD/.minilm
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader

@@ -14,6 +14,10 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
+#: The mini trainers' held-out world seed (training seed 0 + 7919, :attr:`MiniTrainConfig.eval_seed`).
+HELD_OUT_SEED = 7919
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "text-to-3d",
@@ -30,12 +34,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--world", type=int, metavar="N", help="the first N scenes of a procedural-world set (judge-able)")
     src.add_argument("--scenes", metavar="DIR", help="pre-generated scene folders (e.g. `vist3a generate --out DIR`)")
     p.add_argument("--model", default=None, help="mini | vist3a-1.3b | vist3a-14b | a pipeline folder | tiny (smoke test)")
-    p.add_argument("--metrics", required=True, help="comma list: clip, aesthetic, imaging, judge, unifiedreward, dpg")
+    p.add_argument("--metrics", default=None,
+                   help="comma list: clip, aesthetic, imaging, judge, unifiedreward, dpg (default with --world: judge)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--views", choices=["trajectory", "orbit"], default="trajectory",
                    help="trajectory: 8 evenly spaced frames of the trajectory video (official code); orbit: 8 random orbit views")
     p.add_argument("--reuse", action="store_true", help="evaluate scenes already in OUT/scenes instead of refusing")
-    p.add_argument("--seed", type=int, default=0, help="world set seed (with --world)")
+    p.add_argument("--seed", type=int, default=HELD_OUT_SEED,
+                   help=f"world set seed (with --world; default {HELD_OUT_SEED}: the mini model's held-out scenes)")
     p.add_argument("--caption-style", default="short", help="world caption used as prompt: short | long | list | camera")
     p.add_argument("--gen-seed", type=int, default=None, help="generation seed (default 12413, the official one)")
     p.add_argument("--view-seed", type=int, default=0, help="seed of the random orbit views")
@@ -85,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
     from vist3a.eval import text_to_3d as t23d
     from vist3a.eval.gen_metrics import build_metric, parse_metrics
 
-    names = parse_metrics(args.metrics)
+    if args.metrics is None and args.world is None:
+        raise InputError("--metrics is required with --prompts or --scenes (e.g. --metrics clip,aesthetic)")
+    names = parse_metrics(args.metrics or "judge")
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit must be >= 1, got {args.limit}")
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))

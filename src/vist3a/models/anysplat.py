@@ -491,13 +491,20 @@ def anysplat(
 
 def anysplat_mini(
     device: Any = "cpu",
-    weights: Any = None,
+    weights: Any = "shipped",
     dtype: torch.dtype | None = None,
     aggregator_dtype: torch.dtype | None = None,
     allow_download: bool = True,
     **overrides: Any,
 ) -> AnySplat:
-    """The same classes at small widths: C=192, 6 DINO blocks, 4 aggregator rounds, 224² input (16x16 tokens)."""
+    """The same classes at small widths: C=192, 6 DINO blocks, 4 aggregator rounds, 224² input (16x16 tokens).
+
+    ``weights``: ``"shipped"`` (default) = the trained weights in the package (random when config
+    ``overrides`` are given); None = random init; or a file / folder / HF id.
+    """
+    from vist3a.mini_assets import resolve
+
+    weights = resolve("anysplat-mini", weights, bool(overrides), device)
     cfg = _config(MINI_CONFIG, overrides)
     return build_model(AnySplat, cfg, device, weights, dtype, aggregator_dtype, allow_download=allow_download)
 

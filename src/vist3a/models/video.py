@@ -843,7 +843,7 @@ def wan21_t2v_14b(
 
 def wan_mini(
     device: Any = "cpu",
-    weights: str | os.PathLike[str] | None = None,
+    weights: str | os.PathLike[str] | None = "shipped",
     dtype: torch.dtype | None = None,
     components: Sequence[str] = _COMPONENTS,
     max_text_length: int = 64,
@@ -857,14 +857,19 @@ def wan_mini(
     Video 13 frames at 256² → latent ``[B, 16, 4, 32, 32]``. VAE 2.6 M and DiT 7.1 M parameters.
 
     Args:
-        weights: a folder written by :meth:`VideoModel.save_pretrained` (``vae/``, ``transformer/``);
-            None = random init (seeded by ``seed``).
+        weights: ``"shipped"`` (default) = the trained weights in the package (random when
+            ``vae_config``/``dit_config`` are given); a folder written by :meth:`VideoModel.save_pretrained`
+            (``vae/``, ``transformer/``); None = random init (seeded by ``seed``).
         vae_config, dit_config: overrides of :data:`MINI_VAE` / :data:`MINI_DIT` (tests).
     """
     from diffusers import AutoencoderKLWan, WanTransformer3DModel
 
     from vist3a.models.text import minilm_l6
 
+    from vist3a.mini_assets import resolve
+
+    shipped = isinstance(weights, str) and weights == "shipped"
+    weights = resolve("wan-mini", weights, bool(vae_config or dit_config), device)
     dev = torch.device(device)
     comps = _check_components(components)
     vcfg = {**MINI_VAE, **(vae_config or {})}
@@ -884,7 +889,10 @@ def wan_mini(
             )
         vae = AutoencoderKLWan.from_pretrained(str(folder / "vae")).to(dev).eval()
         dit = None
-        if "transformer" in comps:
+        if "transformer" in comps and shipped and not (folder / "transformer").is_dir():
+            log.warning("wan-mini: the shipped weights hold the VAE only; the DiT is random")
+            dit = _build_random(WanTransformer3DModel, dcfg, dev, dtype, seed)
+        elif "transformer" in comps:
             if not (folder / "transformer").is_dir():
                 raise MissingWeightsError(f"wan-mini DiT weights not found: {folder / 'transformer'}")
             kw = {"torch_dtype": dtype} if dtype is not None else {}

@@ -83,7 +83,9 @@ def weights_root() -> Path:
 
 
 def mini_assets() -> Path:
-    return Path(str(resources.files("vist3a") / "assets" / "mini"))
+    from vist3a.mini_assets import mini_assets as folder
+
+    return folder()
 
 
 def _device(device: Any) -> torch.device:
@@ -421,17 +423,20 @@ def _load_mini(dev: torch.device, dtype: Any) -> TextTo3DPipeline:
         pipe = load_pipeline_dir(assets, dev, dtype)
         pipe.name = "mini"
         return pipe
-    video_dir = assets / "wan-mini"
-    dec_file = assets / "stitched-mini.safetensors"
-    have_video, have_dec = (video_dir / "vae").is_dir(), dec_file.is_file()
-    if not (have_video and have_dec):
+    from vist3a.mini_assets import shipped_folder
+
+    missing = [n for n, ok in (("the wan-mini DiT", (assets / "wan-mini" / "transformer").is_dir()),
+                               ("the wan-mini VAE", shipped_folder("wan-mini") is not None),
+                               ("anysplat-mini", shipped_folder("anysplat-mini") is not None),
+                               ("stitched-mini", shipped_folder("stitched-mini") is not None)) if not ok]  # fmt: skip
+    if missing:
         log.warning(
-            "the mini model is UNTRAINED: no trained weights ship in %s yet, so wan-mini and stitched-mini are "
-            "random-initialised and the scenes are noise (the pipeline itself runs end to end)",
-            assets,
+            "the mini model is NOT FULLY TRAINED: %s ship no trained weights in %s yet and are random-initialised, "
+            "so the scenes are not meaningful (the pipeline itself runs end to end; see docs/mini.md)",
+            ", ".join(missing), assets,
         )
-    video = wan_mini(device=dev, dtype=dtype, weights=str(video_dir) if have_video else None)
-    dec = stitched_mini(device=dev, weights=str(dec_file) if have_dec else None)
+    video = wan_mini(device=dev, dtype=dtype)  # the shipped weights (random when absent)
+    dec = stitched_mini(device=dev)
     return TextTo3DPipeline(video, dec, MINI_SETTINGS, name="mini")
 
 

@@ -323,16 +323,28 @@ def anysplat_stitched(
     return dec.eval()
 
 
-def stitched_mini(device: Any = "cpu", weights: str | Path | None = None, **kwargs: Any) -> StitchedDecoder:
+def stitched_mini(device: Any = "cpu", weights: str | Path | None = "shipped", **kwargs: Any) -> StitchedDecoder:
     """The mini pair: wan-mini latent (256² video → 32² latent) → anysplat-mini (224², 16×16 tokens).
 
-    Until the mini weights ship, the layer is ``conv3d_k5x3x3_o192_s1x2x2_p2x1x1`` at ``enc_blocks_2``.
+    Args:
+        weights: ``"shipped"`` (default) = the trained decoder in the package over the shipped
+            anysplat-mini; a folder written by ``vist3a stitch train`` (``stitched.json`` +
+            ``stitched.safetensors``, built over ``recon_weights`` or the shipped anysplat-mini); a merged
+            state-dict file; None = a random stitching layer over the (shipped) anysplat-mini.
+        kwargs: ``spec``, ``layer`` (untrained decoder only), ``recon_weights`` (base network).
     """
+    from vist3a.mini_assets import resolve
     from vist3a.models.anysplat import anysplat_mini
 
-    recon = anysplat_mini(device=device)
+    recon_weights = kwargs.pop("recon_weights", "shipped")
+    weights = resolve("stitched-mini", weights, False, device)
+    if weights is not None and Path(str(weights), "stitched.json").is_file():
+        from vist3a.stitching.export import load_trained
+
+        return load_trained(weights, device=device, recon=anysplat_mini(device=device, weights=recon_weights))
+    recon = anysplat_mini(device=device, weights=recon_weights)
     spec = kwargs.pop("spec", f"conv3d_k5x3x3_o{recon.config.embed_dim}_s1x2x2_p2x1x1")
-    layer = kwargs.pop("layer", "enc_blocks_2")
+    layer = kwargs.pop("layer", "enc_blocks_1")  # the mini layer search's choice (docs/mini.md)
     with torch.device(device):
         dec = StitchedDecoder(recon, spec, layer, (16, 4, 32, 32), **kwargs)
     if weights is not None:

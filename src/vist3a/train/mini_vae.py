@@ -151,7 +151,7 @@ def train_vae(
     """
     dev = torch.device(device)
     if video_model is None:
-        video_model = wan_mini(device=dev, components=("vae",), vae_config=vae_config, seed=config.seed)
+        video_model = wan_mini(device=dev, weights=None, components=("vae",), vae_config=vae_config, seed=config.seed)
     task = VaeTask(video_model, config, dev)
     kw = {"clock": clock} if clock is not None else {}
     return run_loop(task, config, dev, resume=resume, stop_after=stop_after, progress=progress, **kw)

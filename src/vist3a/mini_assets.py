@@ -1,0 +1,58 @@
+"""The mini model's shipped weights (``vist3a/assets/mini/``) and how the mini presets find them.
+
+The package carries the trained mini set (issues 9-10), fp16 safetensors:
+
+- ``wan-mini/``: the video model (``vae/`` and ``transformer/`` in diffusers format, ``video_model.json``;
+  a folder with ``vae/`` alone ships the VAE stage, the DiT is then random);
+- ``anysplat-mini/``: the reconstruction network (``model.safetensors`` + ``vist3a_model.json``);
+- ``stitched-mini/``: the stitched decoder's trained state over ``anysplat-mini`` (``stitched.safetensors``
+  + ``stitched.json``: stitching layer, LoRA, tokens).
+
+The mini builders take ``weights=SHIPPED`` by default: the shipped folder when it is there and the
+preset is built at its own widths; random weights (seeded) when config overrides are given (tests,
+training from scratch), on ``device="meta"``, or when ``weights=None`` is passed explicitly.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: Default ``weights`` of the mini builders: the weights shipped in the package.
+SHIPPED = "shipped"
+
+_FOLDERS = {"wan-mini": "wan-mini", "anysplat-mini": "anysplat-mini", "stitched-mini": "stitched-mini"}
+_MARKERS = {"wan-mini": "vae", "anysplat-mini": "model.safetensors", "stitched-mini": "stitched.json"}
+_warned: set[str] = set()
+
+
+def mini_assets() -> Path:
+    """The folder of the shipped mini weights (it may be absent in a trimmed install)."""
+    return Path(str(resources.files("vist3a") / "assets" / "mini"))
+
+
+def shipped_folder(preset: str) -> Path | None:
+    """The shipped folder of ``preset`` (``wan-mini``, ``anysplat-mini``, ``stitched-mini``), or None."""
+    folder = mini_assets() / _FOLDERS[preset]
+    return folder if (folder / _MARKERS[preset]).exists() else None
+
+
+def resolve(preset: str, weights: Any, overrides: bool = False, device: Any = "cpu") -> Any:
+    """What a mini builder should load: ``weights`` itself unless it is :data:`SHIPPED`.
+
+    :data:`SHIPPED` becomes the shipped folder, or None (random init) when config ``overrides`` are
+    given, on the meta device, or when nothing ships (with a one-time warning).
+    """
+    if not (isinstance(weights, str) and weights == SHIPPED):
+        return weights
+    if overrides or str(device) == "meta":
+        return None
+    folder = shipped_folder(preset)
+    if folder is None and preset not in _warned:
+        _warned.add(preset)
+        log.warning("%s: no trained weights ship in %s; using random weights", preset, mini_assets())
+    return folder
