@@ -106,3 +106,14 @@ def test_unknown_recon_option_is_refused(tmp_path):
         task(tmp_path, w_dpeth=1.0)
     with pytest.raises(Exception, match="render_cameras"):
         task(tmp_path, render_cameras="both")
+
+
+def test_cli_set_options_are_checked(tmp_path, capsys):
+    from vist3a.cli import main
+
+    base = ["world", "train-mini", "--out", str(tmp_path / "r"), "--steps", "1", "--device", "cpu"]
+    assert main([*base, "--stage", "recon", "--set", "w_camera"]) == 1
+    assert "KEY=VALUE" in capsys.readouterr().err
+    assert main([*base, "--stage", "vae", "--set", "w_camera=2"]) == 1
+    assert main([*base, "--stage", "recon", "--set", "w_dpeth=1"]) == 1
+    assert "unknown recon option" in capsys.readouterr().err
