@@ -93,8 +93,12 @@ def _render_frames(
 
     from vist3a.gaussians.render import render
 
+    cpu = gaussians.device.type == "cpu"
+
     def one(i: int) -> torch.Tensor:
-        out = render(gaussians, cameras[i].to(gaussians.device), background=background, tile_size=tile_size)
+        cam = cameras[i].to(gaussians.device)
+        ts = frame_tile_size(gaussians, cam, tile_size) if cpu else tile_size
+        out = render(gaussians, cam, background=background, tile_size=ts)
         return out.rgb[0].clamp(0, 1).cpu()
 
     n = len(cameras)
@@ -110,6 +114,30 @@ def _render_frames(
     finally:
         torch.set_num_threads(threads)
     return torch.stack(frames)
+
+
+#: Tile edges the PyTorch renderer may use for a preview frame (see :func:`frame_tile_size`).
+TILE_CANDIDATES = (4, 8, 16, 32)
+
+
+def frame_tile_size(gaussians: Gaussians, camera: Cameras, smallest: int | None) -> int:
+    """The PyTorch renderer's tile edge for one frame: the candidate (:data:`TILE_CANDIDATES`, at least
+    ``smallest``) with the lowest estimated cost for this view's footprints
+    (:func:`~vist3a.gaussians.render_torch.choose_tile_size`). Small merged splats favour 4 px tiles; a
+    blurry reconstruction's splats, tens of pixels wide, would be listed in hundreds of 4 px tiles each
+    (binning then costs seconds per frame) and favour 16-32 px. The image does not depend on it."""
+    from vist3a.gaussians.render_torch import choose_tile_size, project_gaussians
+
+    low = smallest or 1
+    candidates = tuple(t for t in TILE_CANDIDATES if t >= low) or (low,)
+    if len(candidates) == 1:
+        return candidates[0]
+    g = gaussians
+    w2c = torch.linalg.inv(camera.c2w[0].to(g.means.dtype))
+    proj = project_gaussians(g.means, g.quats, g.scales, g.opacities, w2c, camera.K[0].to(g.means.dtype),
+                             camera.width, camera.height)  # fmt: skip
+    v = proj.valid
+    return choose_tile_size(proj.means2d[v], proj.radii[v], camera.width, camera.height, candidates)
 
 
 def trajectory_cameras(cameras: Cameras, frames_per_view: int) -> Cameras:
@@ -157,8 +185,10 @@ def export_scene(
             None/0 = every visible splat).
         preview_splats: the videos render a copy merged to at most this many splats (None/0 = the
             scene as written). Rendering cost grows with the splat count: this is the CPU speed knob.
-        tile_size: renderer tile edge (default: the renderer's; 4 is fastest for the PyTorch renderer
-            on merged scenes).
+        tile_size: smallest renderer tile edge on a CPU (default: any of :data:`TILE_CANDIDATES`): each
+            frame uses the candidate tile edge, at least this one, that is cheapest for its footprints
+            (:func:`frame_tile_size`; 4 px for small merged splats, 16-32 px for a blurry scene's large
+            ones). On CUDA it is passed to the renderer as is.
         decoded_frames: the video model's decoded frames ``[T,3,H,W]`` in [0,1], written as
             ``decoded.mp4`` (what the DiT "saw"; no rendering involved).
     """
