@@ -228,7 +228,7 @@ def export_scene(
     if frames_per_view <= 0 and orbit_frames <= 0:
         return report
     t0 = time.perf_counter()
-    preview = reduce_splats(scene, preview_splats) if preview_splats and len(scene) > preview_splats else scene
+    preview = _merge_to_budget(scene, preview_splats)  # `scene` is pruned already
     report.splats_rendered = len(preview)
     report.timings["reduce_preview"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -377,14 +377,19 @@ def reduce_splats(gaussians: Gaussians, max_splats: int | None, min_opacity: flo
     (at most ``max_splats`` always). ``max_splats`` None or 0 merges
     nothing.
     """
-    from vist3a.gaussians.cameras import weighted_quantile
-
     if max_splats is not None and max_splats < 0:
         raise InputError(f"max_splats must be >= 0 (0 = no limit), got {max_splats}")
     g = gaussians.detach()
     finite = torch.isfinite(g.means).all(1) & torch.isfinite(g.scales).all(1) & torch.isfinite(g.opacities)
     finite &= torch.isfinite(g.quats).all(1) & torch.isfinite(g.sh).flatten(1).all(1)
     g = g[finite & (g.opacities >= min_opacity)]
+    return _merge_to_budget(g, max_splats)
+
+
+def _merge_to_budget(g: Gaussians, max_splats: int | None) -> Gaussians:
+    """The merge of :func:`reduce_splats` on splats already pruned (detached, finite, visible)."""
+    from vist3a.gaussians.cameras import weighted_quantile
+
     if not max_splats or len(g) <= max_splats:
         return g
     means, weights = g.means.float().cpu(), g.opacities.float().cpu()
