@@ -11,7 +11,7 @@ script generates one scene with the trained weights of a local training run (``-
 
 - times :func:`export_scene` with the CLI's CPU defaults ``--repeat`` times (per part, as timings.json;
   also the process CPU time, a steadier measure than wall time on a shared machine);
-- for a few trajectory frames: the tile edge the export picks, the binned and the composited
+- for a few trajectory frames: with the tile edge the export picks, the binned and the composited
   (tile, Gaussian) pairs, the splats' screen radii and the single-thread render time — and the same
   frames with 4 px tiles forced (``--fixed-tile``), the previous default.
 
@@ -105,7 +105,7 @@ def main() -> int:
     import torch
 
     from vist3a.commands.generate import CPU_DEFAULTS as D
-    from vist3a.pipelines.export import export_scene, frame_tile_size, reduce_splats, trajectory_cameras
+    from vist3a.pipelines.export import export_scene, reduce_splats, trajectory_cameras, video_tile_size
 
     torch.set_num_threads(args.threads)
     res: dict = {
@@ -145,9 +145,11 @@ def main() -> int:
     path = trajectory_cameras(cams_r, D.frames_per_view)
     pick = torch.linspace(0, len(path) - 1, max(1, args.frames)).round().long().unique().tolist()
     per = []
+    auto = video_tile_size(preview, path, D.tile_size)
+    res["video_tile_size"] = auto
     for i in pick:
         cam = path[i : i + 1]
-        row = {"frame": i, "auto": _frame_stats(preview, cam, frame_tile_size(preview, cam, D.tile_size))}
+        row = {"frame": i, "auto": _frame_stats(preview, cam, auto)}
         if args.fixed_tile:
             row["fixed"] = _frame_stats(preview, cam, args.fixed_tile)
         per.append(row)

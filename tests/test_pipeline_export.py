@@ -274,7 +274,7 @@ def test_parallel_cpu_frames_equal_sequential_ones():
 
 
 def test_preview_tile_edge_grows_with_the_footprints_and_respects_the_smallest():
-    from vist3a.pipelines.export import frame_tile_size
+    from vist3a.pipelines.export import video_tile_size
 
     gen = torch.Generator().manual_seed(0)
     means = torch.rand(3000, 3, generator=gen) * torch.tensor([2.0, 2.0, 0.5]) - torch.tensor([1.0, 1.0, -3.0])
@@ -283,7 +283,7 @@ def test_preview_tile_edge_grows_with_the_footprints_and_respects_the_smallest()
     cam = Cameras(torch.eye(4)[None], K, 64, 64)  # at the origin, looking down +z
     fine = Gaussians.from_colors(means, colors, torch.full((3000, 3), 0.004), torch.full((3000,), 0.8))
     blurry = Gaussians.from_colors(means, colors, torch.full((3000, 3), 0.3), torch.ones(3000))
-    assert frame_tile_size(fine, cam, 4) == 4  # ~1 px splats
-    assert frame_tile_size(blurry, cam, 4) == 32  # ~30 px splats: 4 px tiles would bin each ~250 times
-    assert frame_tile_size(fine, cam, 8) == 8  # never below the requested edge
-    assert frame_tile_size(blurry, cam, 64) == 64
+    assert video_tile_size(fine, cam, 4) == 4  # ~1 px splats
+    assert video_tile_size(blurry, cam, 4) == 32  # ~30 px splats: 4 px tiles would bin each ~250 times
+    assert video_tile_size(fine, cam, 8) == 8  # never below the requested edge
+    assert video_tile_size(blurry, cam, 64) == 64

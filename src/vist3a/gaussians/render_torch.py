@@ -25,7 +25,7 @@ agree to float precision (the GPU test holds them together):
        C = Σ cᵢ αᵢ Tᵢ,   T_{i+1} = Tᵢ (1 − αᵢ),   alpha = 1 − T_final
 
    Tiles are processed in chunks, and each tile's Gaussian list in blocks (16 Gaussians, then
-   doubling) with the transmittance carried between blocks, so memory stays bounded by
+   ×4) with the transmittance carried between blocks, so memory stays bounded by
    ``max_elements`` whatever the scene. A tile leaves its chunk as soon as all its pixels have
    stopped: behind an opaque front only the first blocks of a long list are ever evaluated. With
    gradients on, each chunk is recomputed in the backward pass (activation checkpointing), so the
@@ -210,15 +210,22 @@ def choose_tile_size(
     on small footprints; footprints much larger than a tile make binning dominate (a 30 px splat is
     listed in ~250 tiles of 4 px) and larger tiles win. The image does not depend on the choice.
     """
+    costs = tile_size_costs(means2d, radii, width, height, candidates)
+    return min(costs, key=costs.__getitem__)
+
+
+@torch.no_grad()
+def tile_size_costs(
+    means2d: torch.Tensor, radii: torch.Tensor, width: int, height: int, candidates: tuple[int, ...] = (4, 8, 16, 32)
+) -> dict[int, float]:
+    """The estimated cost (arbitrary units) of each candidate tile edge; see :func:`choose_tile_size`."""
     if not candidates:
         raise ValueError("no candidate tile sizes")
-    best, best_cost = candidates[0], math.inf
+    out = {}
     for ts in candidates:
         n = tile_counts(means2d, radii, width, height, ts)
-        cost = BIN_PAIR_COST * float(n.sum()) + PIXEL_PAIR_COST * ts * ts * float(n.clamp(max=SATURATED_LIST).sum())
-        if cost < best_cost:
-            best, best_cost = ts, cost
-    return best
+        out[ts] = BIN_PAIR_COST * float(n.sum()) + PIXEL_PAIR_COST * ts * ts * float(n.clamp(max=SATURATED_LIST).sum())
+    return out
 
 
 @torch.no_grad()
@@ -252,9 +259,11 @@ def bin_gaussians(
     return TileBins(ids, start, count, tiles_x, tiles_y)
 
 
-#: First block of Gaussians per tile composited at once; later blocks double (up to the memory bound)
-#: while tiles stay unfinished. Small first blocks let the tiles that an opaque front saturates stop early.
+#: First block of Gaussians per tile composited at once; later blocks grow ×BLOCK_GROWTH (up to the
+#: memory bound) while tiles stay unfinished. Small first blocks let the tiles that an opaque front saturates stop early.
 FIRST_BLOCK = 16
+#: Growth of the block from one step to the next.
+BLOCK_GROWTH = 4
 
 
 def _composite_chunk(
@@ -283,7 +292,7 @@ def _composite_chunk(
         ``[T,P,F+1]``: the composited features and, last, the transmittance ``T_final``; and the number
         of (tile, listed Gaussian) pairs evaluated (a 0-d int64 tensor; padding not counted).
 
-    The lists are walked in blocks, first ``first_block`` Gaussians then doubling (bounded by
+    The lists are walked in blocks, first ``first_block`` Gaussians then ×:data:`BLOCK_GROWTH` (bounded by
     ``max_elements``); after each block the tiles whose pixels have all stopped, or whose lists are
     exhausted, leave the chunk, so a tile behind an opaque front costs a few blocks whatever its list
     length (the early termination of the 3DGS rasteriser, per tile). The result does not depend on the
@@ -339,7 +348,7 @@ def _composite_chunk(
             keep = ~stop
             rows, acc, t, done = rows[keep], acc[keep], t[keep], done[keep]
         if rows.numel() > 0:
-            block = min(2 * block, max(first_block, max_elements // (n_pix * rows.numel())))
+            block = min(BLOCK_GROWTH * block, max(first_block, max_elements // (n_pix * rows.numel())))
     rows_done = torch.cat(finished_rows)  # the chunk row of each finished tile, in finishing order
     where = torch.empty_like(rows_done)
     where[rows_done] = torch.arange(n_tiles, device=pix.device)

@@ -93,12 +93,10 @@ def _render_frames(
 
     from vist3a.gaussians.render import render
 
-    cpu = gaussians.device.type == "cpu"
+    ts = video_tile_size(gaussians, cameras, tile_size) if gaussians.device.type == "cpu" else tile_size
 
     def one(i: int) -> torch.Tensor:
-        cam = cameras[i].to(gaussians.device)
-        ts = frame_tile_size(gaussians, cam, tile_size) if cpu else tile_size
-        out = render(gaussians, cam, background=background, tile_size=ts)
+        out = render(gaussians, cameras[i].to(gaussians.device), background=background, tile_size=ts)
         return out.rgb[0].clamp(0, 1).cpu()
 
     n = len(cameras)
@@ -116,28 +114,33 @@ def _render_frames(
     return torch.stack(frames)
 
 
-#: Tile edges the PyTorch renderer may use for a preview frame (see :func:`frame_tile_size`).
+#: Tile edges the PyTorch renderer may use for a preview video (see :func:`video_tile_size`).
 TILE_CANDIDATES = (4, 8, 16, 32)
 
 
-def frame_tile_size(gaussians: Gaussians, camera: Cameras, smallest: int | None) -> int:
-    """The PyTorch renderer's tile edge for one frame: the candidate (:data:`TILE_CANDIDATES`, at least
-    ``smallest``) with the lowest estimated cost for this view's footprints
-    (:func:`~vist3a.gaussians.render_torch.choose_tile_size`). Small merged splats favour 4 px tiles; a
+def video_tile_size(gaussians: Gaussians, cameras: Cameras, smallest: int | None, views: int = 3) -> int:
+    """The PyTorch renderer's tile edge for a video: the candidate (:data:`TILE_CANDIDATES`, at least
+    ``smallest``) with the lowest estimated cost (:func:`~vist3a.gaussians.render_torch.tile_size_costs`)
+    summed over ``views`` cameras spread along ``cameras``. Small merged splats favour 4 px tiles; a
     blurry reconstruction's splats, tens of pixels wide, would be listed in hundreds of 4 px tiles each
     (binning then costs seconds per frame) and favour 16-32 px. The image does not depend on it."""
-    from vist3a.gaussians.render_torch import choose_tile_size, project_gaussians
+    from vist3a.gaussians.render_torch import project_gaussians, tile_size_costs
 
     low = smallest or 1
     candidates = tuple(t for t in TILE_CANDIDATES if t >= low) or (low,)
-    if len(candidates) == 1:
+    if len(candidates) == 1 or len(cameras) == 0:
         return candidates[0]
     g = gaussians
-    w2c = torch.linalg.inv(camera.c2w[0].to(g.means.dtype))
-    proj = project_gaussians(g.means, g.quats, g.scales, g.opacities, w2c, camera.K[0].to(g.means.dtype),
-                             camera.width, camera.height)  # fmt: skip
-    v = proj.valid
-    return choose_tile_size(proj.means2d[v], proj.radii[v], camera.width, camera.height, candidates)
+    total = dict.fromkeys(candidates, 0.0)
+    for i in sorted({round(k * (len(cameras) - 1) / max(views - 1, 1)) for k in range(views)}):
+        cam = cameras[i]
+        w2c = torch.linalg.inv(cam.c2w[0].to(g.means.device, g.means.dtype))
+        K = cam.K[0].to(g.means.device, g.means.dtype)
+        proj = project_gaussians(g.means, g.quats, g.scales, g.opacities, w2c, K, cam.width, cam.height)
+        v = proj.valid
+        for ts, c in tile_size_costs(proj.means2d[v], proj.radii[v], cam.width, cam.height, candidates).items():
+            total[ts] += c
+    return min(total, key=total.__getitem__)
 
 
 def trajectory_cameras(cameras: Cameras, frames_per_view: int) -> Cameras:
@@ -186,8 +189,8 @@ def export_scene(
         preview_splats: the videos render a copy merged to at most this many splats (None/0 = the
             scene as written). Rendering cost grows with the splat count: this is the CPU speed knob.
         tile_size: smallest renderer tile edge on a CPU (default: any of :data:`TILE_CANDIDATES`): each
-            frame uses the candidate tile edge, at least this one, that is cheapest for its footprints
-            (:func:`frame_tile_size`; 4 px for small merged splats, 16-32 px for a blurry scene's large
+            video uses the candidate tile edge, at least this one, that is cheapest for its footprints
+            (:func:`video_tile_size`; 4 px for small merged splats, 16-32 px for a blurry scene's large
             ones). On CUDA it is passed to the renderer as is.
         decoded_frames: the video model's decoded frames ``[T,3,H,W]`` in [0,1], written as
             ``decoded.mp4`` (what the DiT "saw"; no rendering involved).
@@ -382,7 +385,9 @@ def reduce_splats(gaussians: Gaussians, max_splats: int | None, min_opacity: flo
     g = gaussians.detach()
     finite = torch.isfinite(g.means).all(1) & torch.isfinite(g.scales).all(1) & torch.isfinite(g.opacities)
     finite &= torch.isfinite(g.quats).all(1) & torch.isfinite(g.sh).flatten(1).all(1)
-    g = g[finite & (g.opacities >= min_opacity)]
+    keep = finite & (g.opacities >= min_opacity)
+    if not bool(keep.all()):  # (a copy of every tensor, SH included: skipped when nothing goes)
+        g = g[keep]
     return _merge_to_budget(g, max_splats)
 
 
