@@ -308,7 +308,7 @@ def _composite_chunk(
     done = torch.zeros(n_tiles, n_pix, dtype=torch.bool, device=pix.device)  # the stop has fired
     rows = torch.arange(n_tiles, device=pix.device)  # chunk rows still running
     finished_rows, finished = [], []
-    visited = torch.zeros((), dtype=torch.long)
+    visited = torch.zeros((), dtype=torch.long, device=pix.device)
     longest = int(lengths.max()) if n_tiles else 0
     pad = means2d.shape[0] - 1
     last_id = max(ids.shape[0] - 1, 0)
