@@ -37,7 +37,7 @@ def test_render_loss_places_gaussians_with_ground_truth_cameras(tmp_path):
     out = t.model(clip["images"][:, t.ctx], voxelize=False)
     means = t.gt_camera_gaussians(out, clip)[0].means.reshape(len(t.ctx), 28, 28, 3)
     v, y, x = 1, 5, 17  # context view 1 = frame 2
-    d = float(out.depth[0, v, y, x, 0])
+    d = float(out.depth[0, v, y, x, 0].detach())
     k, c2w = clip["K"][0, t.ctx[v]].double(), clip["c2w"][0, t.ctx[v]].double()
     cam = torch.tensor([(x - k[0, 2]) / k[0, 0] * d, (y - k[1, 2]) / k[1, 1] * d, d], dtype=torch.float64)
     expect = c2w[:3, :3] @ cam + c2w[:3, 3]
