@@ -1,28 +1,21 @@
 #!/usr/bin/env bash
-# Planned device runs of issue 9 (mini model, stages 1-2). Commands only: nothing here has been run yet.
-# Each command is one device piece of at most 10 minutes: `--minutes 8` stops the loop with a
-# checkpoint after 8 minutes of training (the rest is start-up, held-out evaluation and export);
-# repeat the same command with `--resume` until it prints "finished". Step counts are placeholders
-# to be set from benchmarks/results/train_mini_gpu.json (steps_per_8_min).
+# Device runs of the mini model (issues 9-10). Each block is one device call of at most 10 minutes on the
+# H100 (`--minutes` stops a stage with a checkpoint and an export; repeat with `--resume`). Calls run back to
+# back on one warm machine so that runs/ (checkpoints, latent and clip caches) persists between them.
+# What ran on 2026-11-25 and what it measured: docs/mini.md ("Device runs of 2026-11-25").
+#   session 2 (2026-11-25): scripts/device/mini_piece1.sh (VAE || recon), resumes, mini_piece4.sh (DiT cache +
+#   DiT), mini_piece5.sh (layer search + stitch train || DiT), stitch resume + benchmarks/mini_claim.py.
+# Next session, in this order (every later stage depends on the VAE's latent space):
 set -euo pipefail
-RUNS=${RUNS:-runs/mini}
-
-# 0. speed/memory of both stages at their real sizes (< 3 min)
-python benchmarks/bench_train_mini.py --out benchmarks/results/train_mini_gpu.json
-
-# 1. video VAE (wan-mini classes): 13 frames at 256², L1 + 1e-6 KL, held-out reconstruction PSNR
-python -m vist3a world train-mini --stage vae --out "$RUNS/vae" --steps 20000 --batch 4 --lr 2e-4 \
-    --warmup 500 --eval-every 1000 --eval-scenes 16 --minutes 8
-python -m vist3a world train-mini --stage vae --out "$RUNS/vae" --steps 20000 --batch 4 --lr 2e-4 \
-    --warmup 500 --eval-every 1000 --eval-scenes 16 --minutes 8 --resume          # repeat until finished
-#   -> $RUNS/vae/wan_mini (fp16 VAE + fitted latent mean/std), $RUNS/vae/metrics.json (eval.psnr)
-
-# 2. anysplat-mini: 8 views at 224² (5 context, 3 held-out targets), render + depth + camera losses,
-#    held-out NVS PSNR/SSIM
-python -m vist3a world train-mini --stage recon --out "$RUNS/recon" --steps 20000 --batch 4 --lr 2e-4 \
-    --warmup 500 --frames 8 --context 5 --eval-every 1000 --eval-scenes 16 --minutes 8
-python -m vist3a world train-mini --stage recon --out "$RUNS/recon" --steps 20000 --batch 4 --lr 2e-4 \
-    --warmup 500 --frames 8 --context 5 --eval-every 1000 --eval-scenes 16 --minutes 8 --resume   # repeat
-#   -> $RUNS/recon/anysplat_mini (model.safetensors + vist3a_model.json), $RUNS/recon/metrics.json
-
-# results: tensorboard --logdir $RUNS
+source scripts/device/mini_setup.sh
+R=${RUNS:-runs/mini}
+# 1. VAE: continue from the shipped weights until colour is learned (it was grey at 2.3k steps, 22.5 dB):
+#    copy src/vist3a/assets/mini/wan-mini to $R/vae/wan_mini_init, train with more steps ...
+python3 -m vist3a world train-mini --stage vae --out $R/vae --steps 10000 --batch 4 --lr 3e-4 --warmup 100 \
+  --eval-every 500 --eval-scenes 16 --minutes 8 --resume
+# 2. recon (the diagnosed recipe, docs/mini.md "Recon stage: diagnosis"), in parallel with 1:
+python3 -m vist3a world train-mini --stage recon --out $R/recon2 --steps 8000 --batch 8 --frames 8 --context 5 \
+  --size 224 --lr 2e-4 --warmup 300 --train-scenes 2000 --eval-scenes 16 --eval-every 500 --ckpt-every 500 \
+  --minutes 8 --set cache=1 --resume
+# 3. DiT on the final VAE (needs VIST3A_MINILM=.minilm16 for the cache build), 4. layer search + stitch train,
+# 5. align, 6. claim table + bench_align_mini: see scripts/device/mini_piece4.sh, mini_piece5.sh and docs/alignment.md.
