@@ -40,3 +40,17 @@ def test_shipped_vae_reproduces_its_recorded_held_out_psnr():
     assert recorded["frames"] == 5
     got = vae_psnr(2, frames=5)
     assert got == pytest.approx(recorded["vae_psnr_per_scene"], abs=0.3)
+
+
+@needs_vae
+def test_train_mini_init_starts_from_the_shipped_vae(tmp_path):
+    """`world train-mini --stage vae --init shipped`: a near-zero learning rate keeps the shipped quality."""
+    from vist3a.cli import main
+
+    common = ["world", "train-mini", "--stage", "vae", "--steps", "1", "--batch", "1", "--frames", "5", "--size", "64",
+              "--train-scenes", "2", "--eval-scenes", "1", "--lr", "1e-12", "--warmup", "0", "--device", "cpu"]  # fmt: skip
+    assert main([*common, "--out", str(tmp_path / "shipped"), "--init", "shipped"]) == 0
+    assert main([*common, "--out", str(tmp_path / "random")]) == 0
+    psnr = {k: json.loads((tmp_path / k / "metrics.json").read_text())["eval"]["psnr"] for k in ("shipped", "random")}
+    assert psnr["shipped"] > psnr["random"] + 3.0
+    assert main([*common, "--stage", "dit", "--out", str(tmp_path / "d"), "--vae", "x", "--init", "shipped"]) == 1

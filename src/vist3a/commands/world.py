@@ -58,6 +58,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tm.add_argument("--kl-weight", type=float, default=1e-6, help="vae: weight of the mean KL")
     tm.add_argument("--lpips-weight", type=float, default=0.0, help="vae: LPIPS weight (needs weights offline)")
     tm.add_argument("--vae", default=None, help="dit: the trained VAE (RUN/wan_mini written by --stage vae)")
+    tm.add_argument("--init", default=None,
+                    help="vae/recon: start a fresh run from these weights instead of random ones "
+                         "(a wan-mini folder with vae/, an anysplat-mini folder, or 'shipped')")
     tm.add_argument("--cache-scenes", type=int, default=4000, help="dit: training scenes in the latent cache")
     tm.add_argument("--cfg-drop", type=float, default=0.1, help="dit: caption dropout probability for CFG")
     tm.add_argument("--cache-only", action="store_true", help="dit: build the latent cache, then stop")
@@ -150,7 +153,22 @@ def _train_mini(args: argparse.Namespace) -> int:
         from vist3a.train.mini_vae import train_vae as train
     else:
         from vist3a.train.mini_recon import train_recon as train
-    res = train(cfg, device=device, resume=args.resume)
+    init = {}
+    if args.init is not None:
+        if dit:
+            raise InputError("--init is a vae/recon option (the DiT starts from --vae's latent space)")
+        if vae:
+            from vist3a.models.video import wan_mini
+
+            init["video_model"] = wan_mini(device=device, weights=args.init, components=("vae",))
+        else:
+            from vist3a.models.anysplat import anysplat_mini
+
+            init["model"] = anysplat_mini(device=device, weights=args.init)
+        init_model = init.get("video_model", init.get("model"))
+        for prm in init_model.parameters():  # fp16 shipped weights train in fp32
+            prm.data = prm.data.float()
+    res = train(cfg, device=device, resume=args.resume, **init)
     if dit and args.cache_only:
         print(f"dit: latent cache ready in {Path(args.out) / 'cache'} ({cfg.train_scenes} + {cfg.eval_scenes} scenes)")
         return 0
