@@ -37,5 +37,14 @@ def shared_dir() -> Path:
 
 
 @pytest.fixture
+def one_thread():
+    """Tiny tensors: one intra-op thread avoids contention on a shared CPU (restored after the test)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
 def rng() -> torch.Generator:
     return torch.Generator().manual_seed(0)

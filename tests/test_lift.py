@@ -11,13 +11,7 @@ import torch
 from vist3a.errors import InputError
 from vist3a.pipelines.lift import frame_count_for, prepare_frames
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see conftest.one_thread
 
 
 def test_frame_count_policy():

@@ -8,6 +8,8 @@ import math
 import pytest
 import torch
 
+from test_stitch_train import TINY_RECON as STITCH_TINY_RECON  # noqa: E402
+from test_stitch_train import TINY_SPEC, TINY_VAE  # noqa: E402
 from vist3a.errors import InputError
 from vist3a.eval.stitch_claim import (
     ROWS,
@@ -28,21 +30,10 @@ from vist3a.stitching.stitched import StitchedDecoder
 from vist3a.world.sample import make_sample
 
 # the tiny pair of tests/test_stitch_train.py: AnySplat at 56² (4x4 tokens), VAE 64² -> 8x8 latent
-TINY_RECON = dict(
-    embed_dim=48, dino_depth=3, dino_num_heads=2, depth=2, num_heads=2, intermediate_layer_idx=(0, 0, 1, 1),
-    camera_trunk_depth=1, camera_num_heads=2, dpt_features=16, dpt_out_channels=(8, 16, 32, 32), sh_degree=1,
-    image_size=56, pos_embed_img_size=56,
-)  # fmt: skip
-TINY_SPEC = "conv3d_k5x3x3_o48_s1x2x2_p2x1x1"
-TINY_VAE = dict(base_dim=8)
+TINY_RECON = dict(STITCH_TINY_RECON, image_size=56, pos_embed_img_size=56)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see conftest.one_thread
 
 
 def _rot_z(deg: float) -> torch.Tensor:

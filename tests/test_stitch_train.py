@@ -24,13 +24,7 @@ TINY_SPEC = "conv3d_k5x3x3_o48_s1x2x2_p2x1x1"
 TINY_VAE = dict(base_dim=8)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids contention on a shared CPU (restored after each test)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see conftest.one_thread
 
 
 def _tiny(seed: int = 0, lora: str | None = "r2,a4"):

@@ -864,9 +864,8 @@ def wan_mini(
     """
     from diffusers import AutoencoderKLWan, WanTransformer3DModel
 
-    from vist3a.models.text import minilm_l6
-
     from vist3a.mini_assets import resolve
+    from vist3a.models.text import minilm_l6
 
     shipped = isinstance(weights, str) and weights == "shipped"
     weights = resolve("wan-mini", weights, bool(vae_config or dit_config), device)

@@ -32,7 +32,6 @@ import os
 import shutil
 import tempfile
 from dataclasses import fields
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
