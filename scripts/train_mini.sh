@@ -11,7 +11,8 @@ source scripts/device/mini_setup.sh
 R=${RUNS:-runs/mini}
 # 1. VAE: continue from the shipped weights until colour is learned (it was grey at 2.3k steps, 22.5 dB):
 #    a fresh optimizer and schedule from the shipped weights (--init shipped), more steps
-python3 -m vist3a world train-mini --stage vae --init shipped --out $R/vae --steps 10000 --batch 4 --lr 3e-4 --warmup 100 \
+python3 -m vist3a world train-mini --stage vae --init shipped --object-weight 5 --out $R/vae --steps 10000 --batch 4 \
+  --lr 3e-4 --warmup 100 \
   --eval-every 500 --eval-scenes 16 --minutes 8 --resume
 # 2. recon (the diagnosed recipe, docs/mini.md "Recon stage: diagnosis"), in parallel with 1:
 python3 -m vist3a world train-mini --stage recon --out $R/recon2 --steps 8000 --batch 8 --frames 8 --context 5 \

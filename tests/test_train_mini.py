@@ -201,3 +201,33 @@ def test_gpu_both_stages_bf16(tmp_path):
                       progress=False)  # fmt: skip
     assert rec.finished and all(torch.isfinite(torch.tensor(rec.losses)))
     assert 0 < rec.evals[-1][1]["nvs_psnr"] < 100
+
+
+def test_vae_object_weight_is_the_weighted_l1_over_object_pixels(tmp_path):
+    """--object-weight W: object pixels (world ids > 0) count W times floor and sky in the L1 term."""
+    import contextlib
+    from types import SimpleNamespace
+
+    from vist3a.train.mini_vae import VaeTask
+
+    class ZeroVae(torch.nn.Module):  # decodes everything to 0, so the L1 error is |video|
+        def encode(self, x):
+            m = torch.zeros(x.shape[0], 16, 2, 4, 4)
+            return SimpleNamespace(latent_dist=SimpleNamespace(mean=m, std=torch.zeros_like(m), logvar=torch.zeros_like(m)))
+
+        def decode(self, z):
+            return SimpleNamespace(sample=torch.zeros(z.shape[0], 3, 5, 32, 32))
+
+    vm = wan_mini(weights=None, components=("vae",), vae_config=TINY_VAE)
+    cfg = vae_cfg(tmp_path, train_scenes=2, max_objects=4, extra={"object_weight": 5.0})
+    task = VaeTask(vm, cfg, torch.device("cpu"))
+    task.model = ZeroVae()
+    item = task.train_set[0]
+    video = item["images"].permute(1, 0, 2, 3) * 2 - 1  # 3, T, S, S
+    w = 1 + 4 * (item["ids"] > 0).float()  # T, S, S
+    assert (item["ids"] > 0).any() and (item["ids"] <= 0).any()
+    expected = (video.abs() * w).sum() / (w.sum() * 3)
+    got = task.loss([0], 0, contextlib.nullcontext())["l1"]
+    torch.testing.assert_close(got, expected)
+    task.object_weight = 1.0
+    torch.testing.assert_close(task.loss([0], 0, contextlib.nullcontext())["l1"], video.abs().mean())

@@ -56,6 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     help="recon: a stage option of vist3a.train.mini_recon.RECON_OPTIONS, e.g. w_camera=2, "
                          "render_cameras=gt, depth_loss=log, cache=1 (repeatable)")  # fmt: skip
     tm.add_argument("--kl-weight", type=float, default=1e-6, help="vae: weight of the mean KL")
+    tm.add_argument("--object-weight", type=float, default=1.0,
+                    help="vae: L1 weight of object pixels relative to floor and sky (default 1 = plain mean)")
     tm.add_argument("--lpips-weight", type=float, default=0.0, help="vae: LPIPS weight (needs weights offline)")
     tm.add_argument("--vae", default=None, help="dit: the trained VAE (RUN/wan_mini written by --stage vae)")
     tm.add_argument("--init", default=None,
@@ -118,7 +120,7 @@ def _train_mini(args: argparse.Namespace) -> int:
     vae, dit = args.stage == "vae", args.stage == "dit"
     if dit and not args.vae:
         raise InputError("--stage dit needs --vae RUN/wan_mini (the export of `vist3a world train-mini --stage vae`)")
-    extra = {"kl_weight": args.kl_weight, "lpips_weight": args.lpips_weight} if vae else {}
+    extra = {"kl_weight": args.kl_weight, "lpips_weight": args.lpips_weight, "object_weight": args.object_weight} if vae else {}
     if dit:
         extra = {"cfg_drop": args.cfg_drop}
     if not vae and args.context is not None:

@@ -64,6 +64,11 @@ class VaeTask:
         if config.size % (video_model.spatial_ratio) != 0:
             raise InputError(f"--size must be a multiple of {video_model.spatial_ratio}, got {config.size}")
         self.kl_weight = float(config.extra.get("kl_weight", 1e-6))
+        # objects are the only coloured pixels and cover a few per cent of a frame: weighting them keeps an
+        # L1-trained VAE from learning luminance only (docs/mini.md); 1 = the plain mean
+        self.object_weight = float(config.extra.get("object_weight", 1.0))
+        if self.object_weight <= 0:
+            raise InputError(f"--object-weight must be > 0, got {self.object_weight}")
         self.lpips_weight = float(config.extra.get("lpips_weight", 0.0))
         self.lpips = None
         if self.lpips_weight > 0:
@@ -80,13 +85,21 @@ class VaeTask:
         self.eval_set = WorldDataset(config.eval_scenes, seed=config.eval_seed, **kw)
 
     def loss(self, indices: list[int], step: int, autocast: contextlib.AbstractContextManager) -> dict[str, torch.Tensor]:
-        video = videos(self.train_set, indices, self.device)
+        items = [self.train_set[i] for i in indices]
+        video = torch.stack([it["images"] for it in items]).to(self.device).permute(0, 2, 1, 3, 4) * 2 - 1
         g = torch.Generator(device=self.device).manual_seed(mix_seed(self.config.seed, step, 1))
         with autocast:
             post = self.model.encode(video).latent_dist
             z = post.mean + post.std * torch.randn(post.mean.shape, generator=g, device=self.device, dtype=post.mean.dtype)
             recon = self.model.decode(z).sample.float()
-        terms = {"l1": (recon - video).abs().mean(), "kl": kl_standard_normal(post.mean, post.logvar)}
+        err = (recon - video).abs()  # B, 3, T, S, S
+        if self.object_weight != 1.0:
+            on_obj = torch.stack([it["ids"] for it in items]).to(self.device)[:, None] > 0  # B, 1, T, S, S
+            w = 1.0 + (self.object_weight - 1.0) * on_obj.float()
+            terms = {"l1": (err * w).sum() / (w.sum() * err.shape[1])}
+        else:
+            terms = {"l1": err.mean()}
+        terms["kl"] = kl_standard_normal(post.mean, post.logvar)
         total = terms["l1"] + self.kl_weight * terms["kl"]
         if self.lpips is not None:
             frames = lambda v: v.permute(0, 2, 1, 3, 4).flatten(0, 1)  # noqa: E731 - B*T, 3, H, W
