@@ -35,6 +35,7 @@ import torch
 from vist3a.alignment.drtune import RolloutPlan, decode_and_render, drtune_rollout, flow_matching_loss
 from vist3a.alignment.rewards import Reward
 from vist3a.errors import CheckpointError, InputError
+from vist3a.train import distributed
 from vist3a.train.checkpoint import CheckpointManager
 from vist3a.train.distributed import DistContext
 from vist3a.train.ema import EMA
@@ -515,10 +516,4 @@ class AlignTrainer:
 
     def _out_of_time(self, mine: bool) -> bool:
         """The main process's verdict, shared with every rank (so all stop at the same step)."""
-        if not self.dist.distributed:
-            return mine
-        import torch.distributed as tdist
-
-        flag = torch.tensor([1.0 if mine else 0.0], device=self.dist.device)
-        tdist.broadcast(flag, src=0)
-        return bool(flag.item() > 0.5)
+        return distributed.rank0_flag(mine, self.dist)

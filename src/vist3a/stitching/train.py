@@ -301,7 +301,7 @@ def train_stitched(
     history: list[float] = []
     start = 0
 
-    state = _resume_state(ckpt, resume)
+    state = ckpt.resume(resume)
     if state is not None:
         student.load_trainable_state_dict(state["trainable"])
         opt.load_state_dict(state["optimizer"])
@@ -365,7 +365,7 @@ def train_stitched(
             bar.update(1)
             bar.set_postfix(loss=f"{history[-1]:.4g}", frames=frames)
             # every process stops at the same step: the budget decision is rank 0's clock, broadcast
-            out_of_time = deadline is not None and _any_rank(clock() >= deadline, ctx)
+            out_of_time = deadline is not None and distributed.rank0_flag(clock() >= deadline, ctx)
             if step % config.ckpt_every == 0 or step == config.steps or step == stop_after or out_of_time:
                 _save(ckpt, step, student, opt, sched, frames_rng, history, config, ctx)
             if stop_after is not None and step >= stop_after:
@@ -388,31 +388,6 @@ def train_stitched(
         save_trained(student, out, meta)
     distributed.barrier()
     return TrainResult(history, step, finished=finished)
-
-
-def _any_rank(flag: bool, ctx: DistContext) -> bool:
-    """``flag`` of rank 0, the same on every process."""
-    if not ctx.distributed:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=ctx.device)
-    torch.distributed.broadcast(t, src=0)
-    return bool(t.item() > 0)
-
-
-def _resume_state(ckpt: CheckpointManager, resume: str | Path | bool) -> dict[str, Any] | None:
-    if resume is False or resume is None:
-        if ckpt.latest() is not None:
-            raise InputError(
-                f"{ckpt.folder} already holds checkpoints: pass --resume to continue, or pick a new --out"
-            )
-        return None
-    path = None if resume is True else Path(resume)
-    if path is not None and path.is_dir():
-        path = CheckpointManager(path).latest()
-    state = ckpt.load(path)
-    if state is None:
-        log.warning("--resume: no checkpoint in %s, starting fresh", ckpt.folder)
-    return state
 
 
 def _draw_frames(choices: Sequence[int], g: torch.Generator, ctx: DistContext) -> int:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vist3a.errors import CheckpointError
+from vist3a.errors import CheckpointError, InputError
 from vist3a.io_utils import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,25 @@ class CheckpointManager:
         if restore_rng and "rng" in state:
             set_rng_state(state["rng"])
         log.info("resumed from %s (step %d)", path, state["step"])
+        return state
+
+    def resume(self, resume: str | Path | bool | None) -> dict[str, Any] | None:
+        """The state a run starts from, by its ``--resume`` setting.
+
+        False/None: a fresh run (refused when the folder already holds checkpoints, so none is
+        overwritten); True: the latest checkpoint here, or a fresh run with a warning when there is
+        none; a path: that checkpoint file, or the latest one in that folder.
+        """
+        if not resume:
+            if self.latest() is not None:
+                raise InputError(f"{self.folder} already holds checkpoints: pass --resume to continue, or pick a new --out")
+            return None
+        path = None if resume is True else Path(resume)
+        if path is not None and path.is_dir():
+            path = CheckpointManager(path).latest()
+        state = self.load(path)
+        if state is None:
+            log.warning("--resume: no checkpoint in %s, starting fresh", self.folder)
         return state
 
     def _prune(self) -> None:

@@ -78,6 +78,15 @@ def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
     return y / dist.get_world_size()
 
 
+def rank0_flag(flag: bool, ctx: DistContext) -> bool:
+    """Rank 0's ``flag`` on every process (e.g. a time-budget verdict, so that all ranks stop at the same step)."""
+    if not ctx.distributed:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=ctx.device)
+    dist.broadcast(t, src=0)
+    return bool(t.item() > 0.5)
+
+
 def shard(items: list[Any], rank: int, world_size: int) -> list[Any]:
     """Round-robin share of ``items`` for ``rank`` (every item goes to exactly one process)."""
     return items[rank::world_size]

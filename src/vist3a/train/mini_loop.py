@@ -151,19 +151,6 @@ def step_indices(n: int, batch: int, seed: int, step: int) -> list[int]:
     return perm[pos * batch : (pos + 1) * batch].tolist()
 
 
-def _resume_state(ckpt: CheckpointManager, resume: str | Path | bool | None) -> dict[str, Any] | None:
-    if not resume:
-        if ckpt.latest() is not None:
-            raise InputError(f"{ckpt.folder} already holds checkpoints: pass --resume to continue, or pick a new --out")
-        return None
-    path = None if resume is True else Path(resume)
-    if path is not None and path.is_dir():
-        path = CheckpointManager(path).latest()
-    state = ckpt.load(path)
-    if state is None:
-        log.warning("--resume: no checkpoint in %s, starting fresh", ckpt.folder)
-    return state
-
 
 def run_loop(
     task: MiniTask,
@@ -198,7 +185,7 @@ def run_loop(
     history: list[float] = []
     evals: list[tuple[int, dict[str, float]]] = []
     start = 0
-    state = _resume_state(ckpt, resume)
+    state = ckpt.resume(resume)
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
