@@ -145,3 +145,18 @@ def test_atomic_output_gets_umask_mode(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (p.stat().st_mode & 0o777) == (0o666 & ~umask)
+
+
+def test_ema_applied_swaps_in_the_average_and_restores_even_on_error():
+    from vist3a.train.ema import EMA
+
+    m = torch.nn.Linear(3, 2)
+    own = {n: p.detach().clone() for n, p in m.named_parameters()}
+    ema = EMA(m, decay=0.5)
+    ema.shadow = {n: torch.full_like(v, 7.0) for n, v in ema.shadow.items()}
+    with ema.applied(m):
+        assert all(torch.equal(p, torch.full_like(p, 7.0)) for p in m.parameters())
+    assert all(torch.equal(p, own[n]) for n, p in m.named_parameters())
+    with pytest.raises(RuntimeError, match="boom"), ema.applied(m):
+        raise RuntimeError("boom")
+    assert all(torch.equal(p, own[n]) for n, p in m.named_parameters())

@@ -301,15 +301,8 @@ class AlignTrainer:
         folder = Path(folder)
         dit = self.video.transformer
         _atomic_dir(folder / "lora", lambda tmp: dit.save_pretrained(str(tmp)))
-        current = {n: p.detach().clone() for n, p in dit.named_parameters() if p.requires_grad}
-        self.ema.copy_to(dit)
-        try:
+        with self.ema.applied(dit):
             _atomic_dir(folder / "lora_ema", lambda tmp: dit.save_pretrained(str(tmp)))
-        finally:
-            with torch.no_grad():
-                for n, p in dit.named_parameters():
-                    if n in current:
-                        p.copy_(current[n])
         return folder
 
     def export_merged(self, folder: str | os.PathLike[str], dtype: torch.dtype | None = torch.float16) -> Path:

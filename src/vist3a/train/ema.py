@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 
 
@@ -29,6 +32,19 @@ class EMA:
         for n, p in module.named_parameters():
             if n in self.shadow:
                 p.copy_(self.shadow[n].to(p.dtype))
+
+    @contextlib.contextmanager
+    def applied(self, module: torch.nn.Module) -> Iterator[torch.nn.Module]:
+        """``module`` with the averaged values inside the block; its own values are put back after it."""
+        backup = {n: p.detach().clone() for n, p in module.named_parameters() if n in self.shadow}
+        self.copy_to(module)
+        try:
+            yield module
+        finally:
+            with torch.no_grad():
+                for n, p in module.named_parameters():
+                    if n in backup:
+                        p.copy_(backup[n])
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return dict(self.shadow)

@@ -281,18 +281,14 @@ def _finish(
     metrics = _evaluate(task, ema)
     if not evals or evals[-1][0] != step:
         evals.append((step, metrics))
-    backup = None
-    if ema is not None:
-        backup = {n: p.detach().clone() for n, p in model.named_parameters() if n in ema.shadow} if not finished else None
-        ema.copy_to(model)
-    try:
+    if ema is None:
         exported = task.export(Path(config.out))
-    finally:
-        if backup is not None:
-            with torch.no_grad():
-                for n, p in model.named_parameters():
-                    if n in backup:
-                        p.copy_(backup[n])
+    elif finished:  # the final model is the EMA
+        ema.copy_to(model)
+        exported = task.export(Path(config.out))
+    else:
+        with ema.applied(model):
+            exported = task.export(Path(config.out))
     atomic_write_text(Path(config.out) / "metrics.json", json.dumps({
         "stage": task.name, "steps": step, "finished": finished, "final_loss": history[-1] if history else None,
         "eval": metrics, "evals": [{"step": s, **m} for s, m in evals], "export": exported,
@@ -303,19 +299,10 @@ def _finish(
 def _evaluate(task: MiniTask, ema: EMA | None) -> dict[str, float]:
     """Held-out metrics, with the EMA weights when there are any (the training weights are put back)."""
     model = task.model
-    backup = None
-    if ema is not None:
-        backup = {n: p.detach().clone() for n, p in model.named_parameters() if n in ema.shadow}
-        ema.copy_to(model)
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), ema.applied(model) if ema is not None else contextlib.nullcontext():
             return task.evaluate()
     finally:
         model.train(was_training)
-        if backup is not None:
-            with torch.no_grad():
-                for n, p in model.named_parameters():
-                    if n in backup:
-                        p.copy_(backup[n])
