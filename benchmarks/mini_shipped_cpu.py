@@ -18,10 +18,9 @@ import torch
 from vist3a.eval.metrics import psnr
 from vist3a.io_utils import atomic_write_text
 from vist3a.mini_assets import shipped_folder
+from vist3a.train import HELD_OUT_SEED
 from vist3a.train.mini_vae import videos
 from vist3a.world.dataset import WorldDataset
-
-HELD_OUT_SEED = 7919
 
 
 def vae_psnr(scenes: int, frames: int = 13) -> list[float]:

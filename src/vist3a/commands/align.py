@@ -21,11 +21,10 @@ import logging
 from pathlib import Path
 
 from vist3a.errors import InputError
+from vist3a.train import HELD_OUT_SEED  # the evaluation set: never a rollout prompt source
 
 log = logging.getLogger(__name__)
 
-#: World seed of the held-out evaluation set (training seed 0 + 7919); never a rollout prompt source.
-HELD_OUT_SEED = 7919
 #: Default rewards with --world prompts: 3D consistency + the procedural proxies; the judge is logged.
 WORLD_REWARDS = "consistency,world,relation,judge"
 

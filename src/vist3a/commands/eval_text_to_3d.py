@@ -11,11 +11,9 @@ import argparse
 import logging
 from pathlib import Path
 
+from vist3a.train import HELD_OUT_SEED
+
 log = logging.getLogger(__name__)
-
-
-#: The mini trainers' held-out world seed (training seed 0 + 7919, :attr:`MiniTrainConfig.eval_seed`).
-HELD_OUT_SEED = 7919
 
 
 def register(sub: argparse._SubParsersAction) -> None:

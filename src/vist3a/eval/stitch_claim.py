@@ -52,11 +52,12 @@ import torch.nn.functional as F
 from vist3a.errors import InputError, MissingWeightsError
 from vist3a.gaussians.cameras import Cameras
 from vist3a.models.geometry import se3_inverse
+from vist3a.train import HELD_OUT_OFFSET
 
 log = logging.getLogger(__name__)
 
 #: Held-out world scenes use the training seed + this offset (``MiniTrainConfig.eval_seed``).
-EVAL_SEED_OFFSET = 7919
+EVAL_SEED_OFFSET = HELD_OUT_OFFSET
 ROWS = ("anysplat", "two_stage", "stitched")
 ROW_LABELS = {
     "anysplat": "(a) anysplat-mini on GT frames",

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from vist3a.errors import InputError
+from vist3a.train import HELD_OUT_OFFSET
 from vist3a.train.checkpoint import CheckpointManager
 from vist3a.train.ema import EMA
 from vist3a.train.logger import RunLogger
@@ -99,7 +100,7 @@ class MiniTrainConfig:
 
     @property
     def eval_seed(self) -> int:
-        return self.seed + 7919
+        return self.seed + HELD_OUT_OFFSET
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
