@@ -167,9 +167,6 @@ def _train_mini(args: argparse.Namespace) -> int:
             from vist3a.models.anysplat import anysplat_mini
 
             init["model"] = anysplat_mini(device=device, weights=args.init)
-        init_model = init.get("video_model", init.get("model"))
-        for prm in init_model.parameters():  # fp16 shipped weights train in fp32
-            prm.data = prm.data.float()
     res = train(cfg, device=device, resume=args.resume, **init)
     if dit and args.cache_only:
         print(f"dit: latent cache ready in {Path(args.out) / 'cache'} ({cfg.train_scenes} + {cfg.eval_scenes} scenes)")

@@ -37,6 +37,7 @@ from torch import nn
 from vist3a.errors import InputError
 from vist3a.gaussians.cameras import Cameras
 from vist3a.gaussians.gaussians import Gaussians
+from vist3a.mini_assets import SHIPPED, resolve
 from vist3a.models.aggregator import Aggregator, AggregatorOutput
 from vist3a.models.gaussian_adapter import AnySplatGaussians, GaussianAdapter
 from vist3a.models.geometry import unproject_depth
@@ -491,7 +492,7 @@ def anysplat(
 
 def anysplat_mini(
     device: Any = "cpu",
-    weights: Any = "shipped",
+    weights: Any = SHIPPED,
     dtype: torch.dtype | None = None,
     aggregator_dtype: torch.dtype | None = None,
     allow_download: bool = True,
@@ -502,8 +503,6 @@ def anysplat_mini(
     ``weights``: ``"shipped"`` (default) = the trained weights in the package (random when config
     ``overrides`` are given); None = random init; or a file / folder / HF id.
     """
-    from vist3a.mini_assets import resolve
-
     weights = resolve("anysplat-mini", weights, bool(overrides), device)
     cfg = _config(MINI_CONFIG, overrides)
     return build_model(AnySplat, cfg, device, weights, dtype, aggregator_dtype, allow_download=allow_download)

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from vist3a.errors import CheckpointError, InputError, MissingWeightsError
+from vist3a.mini_assets import SHIPPED, resolve
 from vist3a.models.text import TextEmbeddings, TextEncoder
 from vist3a.models.vae_checkpoint import decode_checkpointed
 
@@ -843,7 +844,7 @@ def wan21_t2v_14b(
 
 def wan_mini(
     device: Any = "cpu",
-    weights: str | os.PathLike[str] | None = "shipped",
+    weights: str | os.PathLike[str] | None = SHIPPED,
     dtype: torch.dtype | None = None,
     components: Sequence[str] = _COMPONENTS,
     max_text_length: int = 64,
@@ -864,10 +865,9 @@ def wan_mini(
     """
     from diffusers import AutoencoderKLWan, WanTransformer3DModel
 
-    from vist3a.mini_assets import resolve
     from vist3a.models.text import minilm_l6
 
-    shipped = isinstance(weights, str) and weights == "shipped"
+    shipped = isinstance(weights, str) and weights == SHIPPED
     weights = resolve("wan-mini", weights, bool(vae_config or dit_config), device)
     dev = torch.device(device)
     comps = _check_components(components)

@@ -21,6 +21,7 @@ from torch import nn
 
 from vist3a.errors import CheckpointError, InputError
 from vist3a.gaussians.cameras import Cameras
+from vist3a.mini_assets import SHIPPED, resolve
 from vist3a.models.anysplat import AnySplat, AnySplatOutput, Reconstruction
 from vist3a.models.dinov2 import parse_tap
 from vist3a.stitching.lora import LoraSpec, official_delta, parse_lora_config
@@ -323,7 +324,7 @@ def anysplat_stitched(
     return dec.eval()
 
 
-def stitched_mini(device: Any = "cpu", weights: str | Path | None = "shipped", **kwargs: Any) -> StitchedDecoder:
+def stitched_mini(device: Any = "cpu", weights: str | Path | None = SHIPPED, **kwargs: Any) -> StitchedDecoder:
     """The mini pair: wan-mini latent (256² video → 32² latent) → anysplat-mini (224², 16×16 tokens).
 
     Args:
@@ -333,10 +334,9 @@ def stitched_mini(device: Any = "cpu", weights: str | Path | None = "shipped", *
             state-dict file; None = a random stitching layer over the (shipped) anysplat-mini.
         kwargs: ``spec``, ``layer`` (untrained decoder only), ``recon_weights`` (base network).
     """
-    from vist3a.mini_assets import resolve
     from vist3a.models.anysplat import anysplat_mini
 
-    recon_weights = kwargs.pop("recon_weights", "shipped")
+    recon_weights = kwargs.pop("recon_weights", SHIPPED)
     weights = resolve("stitched-mini", weights, False, device)
     if weights is not None and Path(str(weights), "stitched.json").is_file():
         from vist3a.stitching.export import load_trained

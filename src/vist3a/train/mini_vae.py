@@ -39,7 +39,12 @@ def kl_standard_normal(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor
 
 def videos(ds: WorldDataset, indices: list[int], device: torch.device) -> torch.Tensor:
     """Scenes ``indices`` of ``ds`` as a video batch ``[B, 3, T, S, S]`` in [-1, 1] on ``device``."""
-    clips = torch.stack([ds[i]["images"] for i in indices]).to(device)  # B, T, 3, S, S in [0, 1]
+    return as_video([ds[i] for i in indices], device)
+
+
+def as_video(items: list[dict[str, torch.Tensor]], device: torch.device) -> torch.Tensor:
+    """Rendered world items (``images [T, 3, S, S]`` in [0, 1]) as a video batch ``[B, 3, T, S, S]`` in [-1, 1]."""
+    clips = torch.stack([it["images"] for it in items]).to(device)
     return clips.permute(0, 2, 1, 3, 4) * 2 - 1
 
 
@@ -85,8 +90,8 @@ class VaeTask:
         self.eval_set = WorldDataset(config.eval_scenes, seed=config.eval_seed, **kw)
 
     def loss(self, indices: list[int], step: int, autocast: contextlib.AbstractContextManager) -> dict[str, torch.Tensor]:
-        items = [self.train_set[i] for i in indices]
-        video = torch.stack([it["images"] for it in items]).to(self.device).permute(0, 2, 1, 3, 4) * 2 - 1
+        items = [self.train_set[i] for i in indices]  # rendered once: images and, for --object-weight, ids
+        video = as_video(items, self.device)
         g = torch.Generator(device=self.device).manual_seed(mix_seed(self.config.seed, step, 1))
         with autocast:
             post = self.model.encode(video).latent_dist
