@@ -54,3 +54,16 @@ def test_train_mini_init_starts_from_the_shipped_vae(tmp_path):
     psnr = {k: json.loads((tmp_path / k / "metrics.json").read_text())["eval"]["psnr"] for k in ("shipped", "random")}
     assert psnr["shipped"] > psnr["random"] + 3.0
     assert main([*common, "--stage", "dit", "--out", str(tmp_path / "d"), "--vae", "x", "--init", "shipped"]) == 1
+
+
+def test_mini_assets_env_points_the_builders_at_a_candidate_set(tmp_path, monkeypatch):
+    """$VIST3A_MINI_ASSETS replaces the package's asset folder: a set is tried before it is committed."""
+    from vist3a.mini_assets import mini_assets
+
+    monkeypatch.setenv("VIST3A_MINI_ASSETS", str(tmp_path))
+    assert mini_assets() == tmp_path and shipped_folder("anysplat-mini") is None
+    (tmp_path / "anysplat-mini").mkdir()
+    (tmp_path / "anysplat-mini" / "model.safetensors").write_bytes(b"")
+    assert shipped_folder("anysplat-mini") == tmp_path / "anysplat-mini"
+    monkeypatch.delenv("VIST3A_MINI_ASSETS")
+    assert mini_assets() != tmp_path

@@ -231,3 +231,39 @@ def test_vae_object_weight_is_the_weighted_l1_over_object_pixels(tmp_path):
     torch.testing.assert_close(got, expected)
     task.object_weight = 1.0
     torch.testing.assert_close(task.loss([0], 0, contextlib.nullcontext())["l1"], video.abs().mean())
+
+
+def test_vae_eval_colour_metrics_are_zero_for_a_perfect_vae_and_the_chroma_for_a_grey_one(tmp_path):
+    """evaluate(): ``chroma_l1`` is 0 for an exact reconstruction and, for a VAE that outputs each pixel's grey
+    level, the mean |pixel − its grey level| over object pixels; ``object_psnr`` is the PSNR over those pixels."""
+    from types import SimpleNamespace
+
+    from vist3a.train.mini_vae import VaeTask
+
+    class EchoVae(torch.nn.Module):  # the "latent" is the video itself; decode optionally drops the colour
+        grey = False
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.p = torch.nn.Parameter(torch.zeros(1))
+
+        def encode(self, x):
+            return SimpleNamespace(latent_dist=SimpleNamespace(mode=lambda: x))
+
+        def decode(self, z):
+            return SimpleNamespace(sample=z.mean(1, keepdim=True).expand_as(z) if self.grey else z)
+
+    vm = wan_mini(weights=None, components=("vae",), vae_config=TINY_VAE)
+    task = VaeTask(vm, vae_cfg(tmp_path, eval_scenes=2, max_objects=4), torch.device("cpu"))
+    task.model = EchoVae()
+    ev = task.evaluate()
+    assert ev["chroma_l1"] == 0.0 and ev["psnr"] == 100.0
+    task.model.grey = True
+    mask = torch.cat([task.eval_set[i]["ids"].flatten() > 0 for i in range(2)])  # T*S*S per scene
+    rgb = torch.cat([task.eval_set[i]["images"].permute(1, 0, 2, 3).flatten(1) for i in range(2)], 1)  # 3, N
+    obj = rgb[:, mask]
+    chroma = (obj - obj.mean(0, keepdim=True)).abs().mean()
+    se = (obj - obj.mean(0, keepdim=True)).pow(2).mean()
+    ev = task.evaluate()
+    assert ev["chroma_l1"] == pytest.approx(float(chroma), rel=1e-4)
+    assert ev["object_psnr"] == pytest.approx(float(-10 * torch.log10(se)), abs=1e-3)

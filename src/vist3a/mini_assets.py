@@ -16,6 +16,7 @@ training from scratch), on ``device="meta"``, or when ``weights=None`` is passed
 from __future__ import annotations
 
 import logging
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,14 @@ _warned: set[str] = set()
 
 
 def mini_assets() -> Path:
-    """The folder of the shipped mini weights (it may be absent in a trimmed install)."""
+    """The folder of the shipped mini weights (it may be absent in a trimmed install).
+
+    ``$VIST3A_MINI_ASSETS`` replaces it (a folder laid out like ``vist3a/assets/mini``): how a candidate set
+    is tried end to end (generate, eval, the claim table) before it is committed into the package.
+    """
+    env = os.environ.get("VIST3A_MINI_ASSETS")
+    if env:
+        return Path(env).expanduser()
     return Path(str(resources.files("vist3a") / "assets" / "mini"))
 
 
