@@ -221,3 +221,26 @@ def test_gpu_dit_stage_bf16(tmp_path, vae_dir, minilm):
     z = vm.sample_latents(vm.encode_text(["a cube"]), vm.encode_text([""]), num_frames=5, height=64, width=64,
                           steps=2, generator=0, progress=False)  # fmt: skip
     assert z.shape == (1, 16, 2, 8, 8) and torch.isfinite(z).all()
+
+
+def test_init_starts_from_an_exported_dit_and_refuses_other_weights(tmp_path, vae_dir, minilm):
+    """--init DIR: the DiT starts from a DiT-stage export (fp16 on disk → the same float32 weights), not from the
+    seed's random init; a folder without DiT weights or of another architecture is a one-line error."""
+    from vist3a.errors import CheckpointError, MissingWeightsError
+    from vist3a.registry import build
+
+    run(tmp_path / "a", vae_dir, minilm)
+    export = tmp_path / "a" / "wan_mini"
+    exported = build("wan-mini", weights=export).transformer.state_dict()
+    # lr 1e-12: the first checkpoint holds the initial weights (one Adam step moves them by ~1e-12)
+    res = train_dit(cfg(tmp_path / "b", steps=1, lr=1e-12, ckpt_every=1), vae_dir, dit_config=TINY_DIT,
+                    text_encoder=minilm, progress=False, init=export)  # fmt: skip
+    assert res.finished
+    start = torch.load(tmp_path / "b" / "checkpoints" / "step_00000001.pt", weights_only=True)["model"]
+    for k, v in exported.items():
+        torch.testing.assert_close(start[k].float(), v.float(), atol=1e-6, rtol=0)
+    with pytest.raises(MissingWeightsError, match="no DiT weights"):
+        train_dit(cfg(tmp_path / "c"), vae_dir, dit_config=TINY_DIT, text_encoder=minilm, init=tmp_path / "nothing")
+    with pytest.raises(CheckpointError, match="not a DiT of this configuration"):
+        train_dit(cfg(tmp_path / "d"), vae_dir, dit_config={**TINY_DIT, "num_layers": 2}, text_encoder=minilm,
+                  init=export)  # fmt: skip

@@ -61,8 +61,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tm.add_argument("--lpips-weight", type=float, default=0.0, help="vae: LPIPS weight (needs weights offline)")
     tm.add_argument("--vae", default=None, help="dit: the trained VAE (RUN/wan_mini written by --stage vae)")
     tm.add_argument("--init", default=None,
-                    help="vae/recon: start a fresh run from these weights instead of random ones "
-                         "(a wan-mini folder with vae/, an anysplat-mini folder, or 'shipped')")
+                    help="start a fresh run from these weights instead of random ones: a wan-mini folder "
+                         "(vae/ for --stage vae, transformer/ for dit), an anysplat-mini folder, or 'shipped'")
     tm.add_argument("--cache-scenes", type=int, default=4000, help="dit: training scenes in the latent cache")
     tm.add_argument("--cfg-drop", type=float, default=0.1, help="dit: caption dropout probability for CFG")
     tm.add_argument("--cache-only", action="store_true", help="dit: build the latent cache, then stop")
@@ -158,8 +158,13 @@ def _train_mini(args: argparse.Namespace) -> int:
     init = {}
     if args.init is not None:
         if dit:
-            raise InputError("--init is a vae/recon option (the DiT starts from --vae's latent space)")
-        if vae:
+            from vist3a.mini_assets import SHIPPED, shipped_folder
+
+            init_dir = shipped_folder("wan-mini") if args.init == SHIPPED else args.init
+            if args.init == SHIPPED and (init_dir is None or not (Path(init_dir) / "transformer").is_dir()):
+                raise InputError("--init shipped: no trained wan-mini DiT ships in this install")
+            init["init"] = init_dir
+        elif vae:
             from vist3a.models.video import wan_mini
 
             init["video_model"] = wan_mini(device=device, weights=args.init, components=("vae",))

@@ -428,6 +428,31 @@ class DitTask:
                 "phrasings": int(self.train_set.text.shape[0]), "eval_sigmas": list(EVAL_SIGMAS)}  # fmt: skip
 
 
+def load_dit_init(dit: torch.nn.Module, init: str | os.PathLike[str]) -> None:
+    """Copy the weights of a trained DiT (``init``: a wan-mini folder with ``transformer/``, or that folder) into
+    ``dit`` (float32 in memory whatever the dtype on disk); a missing folder or another architecture is one line."""
+    from safetensors.torch import load_file
+
+    folder = Path(init).expanduser()
+    folder = folder / "transformer" if (folder / "transformer").is_dir() else folder
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        raise MissingWeightsError(f"--init {init}: no DiT weights (transformer/*.safetensors) there")
+    state: dict[str, torch.Tensor] = {}
+    for f in files:
+        try:
+            state.update(load_file(str(f)))
+        except Exception as exc:
+            raise CheckpointError(f"--init {f}: unreadable safetensors ({exc})") from None
+    own = dit.state_dict()
+    bad = sorted(set(own) ^ set(state)) + [k for k in own if k in state and own[k].shape != state[k].shape]
+    if bad:
+        raise CheckpointError(f"--init {folder}: not a DiT of this configuration (first mismatch: {bad[0]})")
+    with torch.no_grad():
+        for k, v in own.items():
+            v.copy_(state[k])
+
+
 def train_dit(
     config: MiniTrainConfig,
     vae: str | os.PathLike[str],
@@ -439,6 +464,7 @@ def train_dit(
     progress: bool = True,
     clock: Any = None,
     cache_only: bool = False,
+    init: str | os.PathLike[str] | None = None,
 ) -> MiniResult:
     """Train (or continue training) the wan-mini DiT; see the module docstring.
 
@@ -452,6 +478,9 @@ def train_dit(
         resume, stop_after, progress, clock: see :func:`~vist3a.train.mini_loop.run_loop`.
         cache_only: build (or check) the latent cache and return without training (``step`` 0), so
             a device session can spend one piece on the cache and the next ones on training.
+        init: start from trained DiT weights instead of random ones: a wan-mini folder with
+            ``transformer/`` (a DiT-stage export) or that ``transformer/`` folder itself, e.g. to carry a DiT
+            over to a fine-tuned VAE's latents with a fresh optimizer and schedule. Ignored on ``resume``.
     """
     from diffusers import WanTransformer3DModel
 
@@ -460,6 +489,8 @@ def train_dit(
     vm, folder = load_trained_vae(vae, dev)
     vm.latent_shape(1, config.frames, config.size, config.size)  # frames 1+4k, size a multiple of 16
     dit = _build_random(WanTransformer3DModel, {**MINI_DIT, **(dit_config or {})}, dev, None, config.seed)
+    if init is not None:
+        load_dit_init(dit, init)
     video_model = VideoModel(vm.vae, dit, None, flow_shift=vm.flow_shift, name="wan-mini")
     config.extra = {"progress": progress, **config.extra}
     task = DitTask(video_model, folder, config, dev, text_encoder=text_encoder)
