@@ -5,18 +5,28 @@
 # What ran on 2026-11-25 and what it measured: docs/mini.md ("Device runs of 2026-11-25").
 #   session 2 (2026-11-25): scripts/device/mini_piece1.sh (VAE || recon), resumes, mini_piece4.sh (DiT cache +
 #   DiT), mini_piece5.sh (layer search + stitch train || DiT), stitch resume + benchmarks/mini_claim.py.
-# Next session, in this order (every later stage depends on the VAE's latent space):
+#   session 3 (2026-11-25): scripts/device/mini_s3_piece1.sh twice (VAE A/B || recon2), VAE-A || recon2 resumed,
+#   mini_s3_piece4.sh (DiT cache + DiT || layer search + stitch train r16). Candidates in runs/mini_s3/assets
+#   (branch weights-s3); only the VAE ships.
+# Next session (30 device-minutes; the first machine may count 67 % of its held time, a second one 100 %; a
+# machine goes back after 30 min held and after 30 s idle, so calls run back to back). Every later stage
+# depends on the VAE's latent space and the recon's geometry, so those two get the first machine:
 set -euo pipefail
 source scripts/device/mini_setup.sh
 R=${RUNS:-runs/mini}
-# 1. VAE: continue from the shipped weights until colour is learned (it was grey at 2.3k steps, 22.5 dB):
-#    a fresh optimizer and schedule from the shipped weights (--init shipped), more steps
-python3 -m vist3a world train-mini --stage vae --init shipped --object-weight 5 --out $R/vae --steps 10000 --batch 4 \
-  --lr 3e-4 --warmup 100 \
-  --eval-every 500 --eval-scenes 16 --minutes 8 --resume
-# 2. recon (the diagnosed recipe, docs/mini.md "Recon stage: diagnosis"), in parallel with 1:
-python3 -m vist3a world train-mini --stage recon --out $R/recon2 --steps 8000 --batch 8 --frames 8 --context 5 \
-  --size 224 --lr 2e-4 --warmup 300 --train-scenes 2000 --eval-scenes 16 --eval-every 500 --ckpt-every 500 \
-  --minutes 8 --set cache=1 --resume
-# 3. DiT on the final VAE (needs VIST3A_MINILM=.minilm16 for the cache build), 4. layer search + stitch train,
-# 5. align, 6. claim table + bench_align_mini: see scripts/device/mini_piece4.sh, mini_piece5.sh and docs/alignment.md.
+# Machine 1, three ~9-minute calls (carry .whl and .carry/recon2 = runs/mini_s3/assets/anysplat-mini):
+#  VAE: continue the shipped VAE (session 3's run A) with the same recipe; its chroma error was still falling
+python3 -m vist3a world train-mini --stage vae --init shipped --object-weight 3 --out $R/vae --steps 20000 --batch 4 \
+  --lr 1e-4 --warmup 100 --eval-every 300 --eval-scenes 16 --ckpt-every 300 --minutes 8.5 --resume
+#  recon: continue recon2, and, as a hedge on the camera head (mean pose after 1000 steps), a copy with a
+#  5x camera weight; keep whichever has the lower rot_deg/trans_dir_deg at equal NVS
+for W in 1 5; do
+  python3 -m vist3a world train-mini --stage recon --init .carry/recon2 --out $R/recon_w$W --steps 8000 --batch 8 \
+    --frames 8 --context 5 --size 224 --lr 2e-4 --warmup 100 --train-scenes 2000 --eval-scenes 16 --eval-every 500 \
+    --ckpt-every 500 --minutes 8.5 --set cache=1 --set w_camera=$W --resume &
+done; wait
+# Machine 2: (a) DiT cache + DiT from session 3's DiT on the final VAE (carry .whl_lite, .minilm_world and
+# the DiT export: python scripts/device/make_minilm_world.py; --init runs/mini_s3/assets/wan-mini copied to
+# .carry/dit), then (b) on the warm machine, DiT resumed || layer search + stitch train (LoRA r16) on the final
+# VAE + recon (carry .whl_lite and the recon export): scripts/device/mini_s3_piece4.sh is (a)+(b) in one call.
+# Then align (docs/alignment.md) and the claim table (benchmarks/mini_claim.py, GPU: < 1 min), and ship.
