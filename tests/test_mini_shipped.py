@@ -67,3 +67,20 @@ def test_mini_assets_env_points_the_builders_at_a_candidate_set(tmp_path, monkey
     assert shipped_folder("anysplat-mini") == tmp_path / "anysplat-mini"
     monkeypatch.delenv("VIST3A_MINI_ASSETS")
     assert mini_assets() != tmp_path
+
+
+@pytest.mark.skipif(shipped_folder("anysplat-mini") is None, reason="no shipped anysplat-mini weights in this install")
+def test_shipped_recon_reproduces_its_recorded_held_out_nvs():
+    """Held-out scene 0 (8 views at 224², 5 context): NVS PSNR within 0.3 dB and depth AbsRel within 0.02 of the
+    numbers benchmarks/mini_shipped_cpu.py recorded for the shipped anysplat-mini."""
+    import sys
+
+    recorded = json.loads(RECORDED.read_text()).get("recon")
+    if recorded is None:
+        pytest.skip(f"{RECORDED.name} has no anysplat-mini record; rerun benchmarks/mini_shipped_cpu.py")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from mini_shipped_cpu import recon_eval
+
+    got = recon_eval(recorded["scenes"], recorded["frames"], recorded["context"], recorded["size"])
+    assert got["nvs_psnr"] == pytest.approx(recorded["nvs_psnr"], abs=0.3)
+    assert got["depth_absrel"] == pytest.approx(recorded["depth_absrel"], abs=0.02)
