@@ -25,6 +25,7 @@ for W in 1 5; do
     --frames 8 --context 5 --size 224 --lr 2e-4 --warmup 100 --train-scenes 2000 --eval-scenes 16 --eval-every 500 \
     --ckpt-every 500 --minutes 8.5 --set cache=1 --set w_camera=$W --resume &
 done; wait
+# Scripts for this plan: scripts/device/mini_s4_piece1.sh (machine 1) and mini_s4_piece4.sh (machine 2, PART=a then b).
 # Machine 2: (a) DiT cache + DiT from session 3's DiT on the final VAE (carry .whl_lite, .minilm_world and
 # the DiT export: python scripts/device/make_minilm_world.py; --init runs/mini_s3/assets/wan-mini copied to
 # .carry/dit), then (b) on the warm machine, DiT resumed || layer search + stitch train (LoRA r16) on the final
