@@ -65,6 +65,11 @@ def test_mini_assets_env_points_the_builders_at_a_candidate_set(tmp_path, monkey
     (tmp_path / "anysplat-mini").mkdir()
     (tmp_path / "anysplat-mini" / "model.safetensors").write_bytes(b"")
     assert shipped_folder("anysplat-mini") == tmp_path / "anysplat-mini"
+    monkeypatch.setenv("VIST3A_MINI_ASSETS", str(tmp_path / "typo"))
+    from vist3a.errors import MissingWeightsError
+
+    with pytest.raises(MissingWeightsError, match="no such folder"):
+        shipped_folder("wan-mini")
     monkeypatch.delenv("VIST3A_MINI_ASSETS")
     assert mini_assets() != tmp_path
 

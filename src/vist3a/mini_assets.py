@@ -39,7 +39,12 @@ def mini_assets() -> Path:
     """
     env = os.environ.get("VIST3A_MINI_ASSETS")
     if env:
-        return Path(env).expanduser()
+        folder = Path(env).expanduser()
+        if not folder.is_dir():  # a typo must not fall back to random weights
+            from vist3a.errors import MissingWeightsError
+
+            raise MissingWeightsError(f"VIST3A_MINI_ASSETS={env}: no such folder")
+        return folder
     return Path(str(resources.files("vist3a") / "assets" / "mini"))
 
 
