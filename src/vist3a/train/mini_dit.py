@@ -431,26 +431,16 @@ class DitTask:
 def load_dit_init(dit: torch.nn.Module, init: str | os.PathLike[str]) -> None:
     """Copy the weights of a trained DiT (``init``: a wan-mini folder with ``transformer/``, or that folder) into
     ``dit`` (float32 in memory whatever the dtype on disk); a missing folder or another architecture is one line."""
-    from safetensors.torch import load_file
+    from vist3a.models.checkpoint import load_weights
 
     folder = Path(init).expanduser()
     folder = folder / "transformer" if (folder / "transformer").is_dir() else folder
-    files = sorted(folder.glob("*.safetensors"))
-    if not files:
+    if not folder.is_dir() or not any(folder.glob("*.safetensors")):
         raise MissingWeightsError(f"--init {init}: no DiT weights (transformer/*.safetensors) there")
-    state: dict[str, torch.Tensor] = {}
-    for f in files:
-        try:
-            state.update(load_file(str(f)))
-        except Exception as exc:
-            raise CheckpointError(f"--init {f}: unreadable safetensors ({exc})") from None
-    own = dit.state_dict()
-    bad = sorted(set(own) ^ set(state)) + [k for k in own if k in state and own[k].shape != state[k].shape]
-    if bad:
-        raise CheckpointError(f"--init {folder}: not a DiT of this configuration (first mismatch: {bad[0]})")
-    with torch.no_grad():
-        for k, v in own.items():
-            v.copy_(state[k])
+    try:
+        load_weights(dit, folder, allow_download=False)
+    except CheckpointError as exc:
+        raise CheckpointError(f"--init {folder}: not a DiT of this configuration ({exc})") from None
 
 
 def train_dit(

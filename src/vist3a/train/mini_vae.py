@@ -42,6 +42,11 @@ def videos(ds: WorldDataset, indices: list[int], device: torch.device) -> torch.
     return as_video([ds[i] for i in indices], device)
 
 
+def object_mask(items: list[dict[str, torch.Tensor]], device: torch.device) -> torch.Tensor:
+    """Object pixels (world ids > 0) of rendered world items as ``[B, 1, T, S, S]`` bool, aligned with :func:`as_video`."""
+    return torch.stack([it["ids"] for it in items]).to(device)[:, None] > 0
+
+
 def as_video(items: list[dict[str, torch.Tensor]], device: torch.device) -> torch.Tensor:
     """Rendered world items (``images [T, 3, S, S]`` in [0, 1]) as a video batch ``[B, 3, T, S, S]`` in [-1, 1]."""
     clips = torch.stack([it["images"] for it in items]).to(device)
@@ -99,8 +104,7 @@ class VaeTask:
             recon = self.model.decode(z).sample.float()
         err = (recon - video).abs()  # B, 3, T, S, S
         if self.object_weight != 1.0:
-            on_obj = torch.stack([it["ids"] for it in items]).to(self.device)[:, None] > 0  # B, 1, T, S, S
-            w = 1.0 + (self.object_weight - 1.0) * on_obj.float()
+            w = 1.0 + (self.object_weight - 1.0) * object_mask(items, self.device).float()
             terms = {"l1": (err * w).sum() / (w.sum() * err.shape[1])}
         else:
             terms = {"l1": err.mean()}
@@ -119,8 +123,7 @@ class VaeTask:
         for i in range(len(self.eval_set)):
             item = self.eval_set[i]
             video = as_video([item], self.device)
-            mask = item["ids"].to(self.device)[None, None] > 0
-            out.append((video, self.model.encode(video).latent_dist.mode().float(), mask))
+            out.append((video, self.model.encode(video).latent_dist.mode().float(), object_mask([item], self.device)))
         return out
 
     def evaluate(self) -> dict[str, float]:
