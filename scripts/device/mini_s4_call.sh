@@ -4,10 +4,13 @@
 # One script, one call per PHASE, back to back on one warm machine (runs/ persists between the calls):
 #   PHASE=1  VAE (--init shipped, session 3's recipe) || recon A (8 views, 5 context, camera weight 5)
 #            || recon B (13 views, 7 context, camera weight 2: closer to the 13 views the stitched decoder sees)
-#   PHASE=2  recon $RECONS resumed || DiT latent cache on the phase-1 VAE, then the DiT
+#   The machine counted 100 % of its held time and went back 30 s after phase 1, so phases 2-3 run on a
+#   fresh machine from the phase-1 VAE export, carried as .carry/vae (VAE_DIR):
+#   PHASE=2  recon $RECONS (--resume: fresh when there is no checkpoint) || DiT latent cache on the VAE, then
+#            the DiT
 #   PHASE=3  recon $RECON resumed until STOP_RECON s, then layer search + stitch train (LoRA r16)
-#            || DiT resumed; then the claim table on the GPU
-# Carry: .whl (gsplat, diffusers, plyfile, importlib_metadata, zipp), .minilm_world (phase 2).
+#            || DiT resumed
+# Carry: .whl (gsplat, diffusers, plyfile, importlib_metadata, zipp), .minilm_world, .carry (phases 2-3).
 set -uo pipefail
 source scripts/device/mini_setup.sh
 export VIST3A_MINILM=$PWD/.minilm_world
@@ -22,7 +25,7 @@ recon() {  # recon NAME FRAMES CONTEXT W_CAMERA [extra args]
     --ckpt-every 250 --set cache=1 --set w_camera=$w "$@"
 }
 declare -A SPEC=([A]="8 5 5" [B]="13 7 2")
-VAE=$R/vae/wan_mini
+VAE=${VAE_DIR:-$R/vae/wan_mini}
 DIT="python3 -m vist3a world train-mini --stage dit --vae $VAE --out $R/dit --cache-scenes 3000 --steps ${DIT_STEPS:-10000} \
   --batch 32 --lr 2e-4 --warmup 200 --eval-every 1000 --eval-scenes 32"
 last() { tail -c 600 $1 | tr '\r' '\n' | grep -v '^\s*$' | tail -2; }
@@ -36,12 +39,13 @@ case ${PHASE:-1} in
   pack p1 $VAE $R/vae/metrics.json $R/recon_A/metrics.json $R/recon_B/metrics.json $R/*.log
   ;;
 2)
-  for n in ${RECONS:-A B}; do recon $n ${SPEC[$n]} --minutes $(left 40) --resume > $R/recon_$n.2.log 2>&1 & done
   ( $DIT --cache-only > $R/dit_cache.log 2>&1; echo "cache exit $? at $(( $(date +%s) - t0 )) s"
-    $DIT --minutes $(left 40) > $R/dit.log 2>&1; echo "dit exit $?" ) &
+    $DIT --minutes $(left 40) --resume > $R/dit.log 2>&1; echo "dit exit $?" ) &
+  build_gsplat
+  for n in ${RECONS:-A}; do recon $n ${SPEC[$n]} --minutes $(left 40) --resume > $R/recon_$n.2.log 2>&1 & done
   wait
   for f in $R/recon_*.2.log $R/dit.log; do echo "== $f"; last $f; done
-  pack p2 $R/recon_*/metrics.json $R/dit/metrics.json $R/*.log
+  pack p2 $R/dit/wan_mini/transformer $R/recon_*/anysplat_mini $R/recon_*/metrics.json $R/dit/metrics.json $R/*.log
   ;;
 3)
   N=${RECON:-A}
