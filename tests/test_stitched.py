@@ -199,3 +199,24 @@ def test_parity_with_official_stitched_decoder(shared_dir):
     _close(out.gs_raw[..., ::4, ::4], io["gs_head/raw_s4"], "gs_raw")
     g_ref = io["vox/means"].shape[1]
     assert abs(out.splats[0].means.shape[1] - g_ref) <= 0.005 * g_ref
+
+
+def test_merge_lora_keeps_the_forward_and_drops_the_lora_branch(mini):
+    torch.manual_seed(4)
+    dec = registry.build("stitched-mini")
+    dec.load_state_dict(mini.state_dict())
+    dec.add_lora("r2,a4")
+    with torch.no_grad():
+        for name, p in dec.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)  # a non-zero ΔW, so merging changes the base weights
+    dec.eval()
+    latent, images = _inputs(2)
+    want = dec(latent, images, voxelize=False)
+    base = dict(dec.named_parameters())["recon.encoder.aggregator.frame_blocks.0.attn.qkv.base_layer.weight"].clone()
+    dec.merge_lora().merge_lora()  # idempotent
+    merged_w = dict(dec.named_parameters())["recon.encoder.aggregator.frame_blocks.0.attn.qkv.base_layer.weight"]
+    assert not torch.equal(base, merged_w)
+    got = dec(latent, images, voxelize=False)
+    for a, b in ((got.depth, want.depth), (got.gs_raw, want.gs_raw), (got.pose_enc_list[-1], want.pose_enc_list[-1])):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * b.abs().max().item())

@@ -455,3 +455,17 @@ def test_dit_lora_add_save_load_and_merge(tmp_path) -> None:
     other = VideoModel(AutoencoderKLWan(**TINY_VAE), WanTransformer3DModel(**{**TINY_DIT, "attention_head_dim": 4}))
     with pytest.raises(CheckpointError, match="does not fit"):
         other.load_dit_lora(tmp_path / "lora")
+
+
+def test_cpu_decode_in_channels_last_equals_the_plain_diffusers_decode() -> None:
+    import copy
+
+    vm = _tiny()
+    plain = copy.deepcopy(vm.vae)
+    z = torch.randn(1, 16, 4, 2, 2, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        want = plain.decode(z).sample.float()
+        got = vm.decode(z)
+    conv = next(m for m in vm.vae.modules() if isinstance(m, torch.nn.Conv3d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last_3d)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)

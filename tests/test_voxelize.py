@@ -14,6 +14,7 @@ from vist3a.models.voxelize import (
     POINT_PAD,
     gaussians_from_pixels,
     pad_and_stack,
+    unique_rows_inverse,
     voxel_ids,
     voxelize_with_fusion,
 )
@@ -178,3 +179,14 @@ def test_cuda_fusion_matches_cpu() -> None:
     assert torch.equal(inv_gpu.cpu(), inv_cpu)
     torch.testing.assert_close(p_gpu.cpu(), p_cpu, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(f_gpu.cpu(), f_cpu, atol=1e-5, rtol=1e-4)
+
+
+def test_packed_key_numbering_equals_unique_rows() -> None:
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(-40, 40, (20000, 3), generator=gen, dtype=torch.int32)  # many repeats, negatives
+    ids[::7, 1] = 30000  # a wide axis
+    ref = torch.unique(ids, dim=0, return_inverse=True)[1]
+    assert torch.equal(unique_rows_inverse(ids), ref)
+    # a span too wide for one int64 key takes the reference path
+    wide = torch.tensor([[-(2**30), 0, 5], [2**30, 2**30, -(2**30)], [0, 0, 0], [-(2**30), 0, 5]], dtype=torch.int32)
+    assert torch.equal(unique_rows_inverse(wide), torch.unique(wide, dim=0, return_inverse=True)[1])

@@ -138,6 +138,17 @@ def _param_device(m: nn.Module | None) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
+def _conv3d_channels_last(module: nn.Module) -> None:
+    """Store every Conv3d weight of ``module`` channels-last (``torch.channels_last_3d``), once."""
+    if getattr(module, "_vist3a_channels_last", False):
+        return
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, nn.Conv3d):
+                m.weight.data = m.weight.data.contiguous(memory_format=torch.channels_last_3d)
+    module._vist3a_channels_last = True
+
+
 def _param_dtype(m: nn.Module) -> torch.dtype:
     p = next(m.parameters(), None)
     return p.dtype if p is not None else torch.float32
@@ -356,6 +367,11 @@ class VideoModel(nn.Module):
             # diffusers' own checkpointing; it stays enabled because the backward pass recomputes
             # with the same module flags (values are unchanged; only memory and time differ)
             self.vae.enable_gradient_checkpointing()
+        if dev.type == "cpu":
+            # channels-last 3D convolutions (and the channel-wise RMS norms between them) are ~1.5x
+            # faster on a CPU: 4.8 -> 3.25 s for a 13-frame 256² wan-mini decode on 2 cores, same values
+            _conv3d_channels_last(self.vae)
+            raw = raw.contiguous(memory_format=torch.channels_last_3d)
         return self.vae.decode(raw).sample.float()
 
     # ------------------------------------------------------------------ text

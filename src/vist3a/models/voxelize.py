@@ -35,6 +35,23 @@ def voxel_ids(points: torch.Tensor, voxel_size: float) -> torch.Tensor:
     return (points / voxel_size).round().int()
 
 
+def unique_rows_inverse(ids: torch.Tensor) -> torch.Tensor:
+    """``torch.unique(ids, dim=0, return_inverse=True)[1]`` for integer rows ``[P, 3]``, much faster.
+
+    The rows are shifted to non-negative values and packed into one int64 key whose order is the rows'
+    lexicographic order, so the 1-D ``unique`` gives the same voxel numbering (on 650k points of a
+    13-view scene it takes ~0.05 s on a CPU where ``unique(dim=0)`` took 2.6 s). Rows spanning more than
+    2^62 keys fall back to ``unique(dim=0)``.
+    """
+    lo = ids.amin(0).long()
+    span = ids.amax(0).long() - lo + 1
+    if float(span[0]) * float(span[1]) * float(span[2]) >= 2.0**62:
+        return torch.unique(ids, dim=0, return_inverse=True)[1]
+    shifted = ids.long() - lo
+    key = (shifted[:, 0] * span[1] + shifted[:, 1]) * span[2] + shifted[:, 2]
+    return torch.unique(key, return_inverse=True)[1]
+
+
 def voxelize_with_fusion(
     points: torch.Tensor,
     feats: torch.Tensor,
@@ -63,8 +80,7 @@ def voxelize_with_fusion(
         raise InputError("voxelize_with_fusion needs at least one point")
     if not torch.isfinite(points).all():
         raise InputError("voxelize_with_fusion: points contain non-finite values")
-    ids = voxel_ids(points.detach(), voxel_size)
-    _, inverse = torch.unique(ids, dim=0, return_inverse=True)
+    inverse = unique_rows_inverse(voxel_ids(points.detach(), voxel_size))
     g = int(inverse.max()) + 1
     logits = conf_logits.reshape(-1)
 
