@@ -35,7 +35,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 log = logging.getLogger("bench_align_mini")
 
@@ -87,27 +86,10 @@ def load_video(spec: str, base: str | None, text_cache: str | None, device: torc
     return video
 
 
-def consistency(frames: torch.Tensor, gaussians, cameras, device: torch.device, views: int = 0) -> tuple[float, float]:
-    """PSNR and L1 between decoded frames ``[T,3,H,W]`` (resized to the cameras' size) and renders of the
-    Gaussians at those cameras (mean over frames; ``views`` > 0: that many evenly spaced frames)."""
-    from vist3a.gaussians.render import render
-
-    t = frames.shape[0]
-    if 0 < views < t:
-        idx = torch.linspace(0, t - 1, views).round().long().tolist()
-        frames, cameras = frames[idx], cameras[torch.tensor(idx)]
-    cams = cameras.to(device)
-    with torch.no_grad():
-        rend = render(gaussians.to(device, torch.float32), cams, near_plane=0.1, far_plane=100.0).rgb.clamp(0, 1)
-    f = F.interpolate(frames.to(device).float(), size=(cams.height, cams.width), mode="bilinear", align_corners=False)
-    f = f.clamp(0, 1)
-    mse = (f - rend).pow(2).mean(dim=(1, 2, 3)).clamp_min(1e-10)
-    return float((-10 * torch.log10(mse)).mean()), float((f - rend).abs().mean())
-
-
 def run_variant(label: str, video, decoder, scenes, steps: int, cfg: float | None, work: Path, device,
                 views: int = 0) -> dict:
     from vist3a.eval import text_to_3d as t23d
+    from vist3a.eval.consistency import multiview_consistency
     from vist3a.eval.gen_metrics import build_metric
     from vist3a.io_utils import atomic_write_text
     from vist3a.pipelines.export import export_scene
@@ -124,9 +106,9 @@ def run_variant(label: str, video, decoder, scenes, steps: int, cfg: float | Non
         t0 = time.perf_counter()
         res = pipe(sc.prompt, seed=sc.seed, steps=steps, guidance_scale=cfg, progress=False, keep_frames=True)
         secs.append(time.perf_counter() - t0)
-        p, a = consistency(res.frames, res.gaussians, res.cameras, device, views)
-        psnr.append(p)
-        l1.append(a)
+        mvc = multiview_consistency(res.gaussians.to(device, torch.float32), res.cameras, res.frames, n=views)
+        psnr.append(sum(mvc["psnr"]) / len(mvc["psnr"]))
+        l1.append(sum(mvc["l1"]) / len(mvc["l1"]))
         vj = judge.score(res.frames.float().clamp(0, 1), sc.info["caption"])
         for k, v in {**vj.per_category, "overall": vj.overall}.items():
             if not math.isnan(v):

@@ -117,9 +117,12 @@ def test_load_views_samples_a_video(tmp_path: Path) -> None:
 
 def test_missing_weights_is_one_line(tmp_path: Path, capsys, monkeypatch) -> None:
     imgs = _write_images(tmp_path, 2)
+    (tmp_path / "trimmed").mkdir()
+    monkeypatch.setenv("VIST3A_MINI_ASSETS", str(tmp_path / "trimmed"))  # an install without the mini set
     code = main(["reconstruct", *map(str, imgs), "--model", "anysplat-mini", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip()
     assert code == 1 and "\n" not in err and "anysplat-mini weights are not shipped" in err
+    monkeypatch.delenv("VIST3A_MINI_ASSETS")
     code = main(
         [
             "reconstruct",

@@ -278,8 +278,10 @@ def test_predicted_and_gt_target_cameras(re10k, pad):
 
 
 # ------------------------------------------------------------------------------------------------ real mini models
-def test_mini_models_end_to_end(re10k, tmp_path):
+def test_mini_models_end_to_end(re10k, tmp_path, monkeypatch):
     """anysplat-mini (predicted cameras) and stitched-mini (GT cameras) with random weights: plumbing only."""
+    (tmp_path / "trimmed").mkdir()
+    monkeypatch.setenv("VIST3A_MINI_ASSETS", str(tmp_path / "trimmed"))  # no shipped set: random weights
     for model, cameras in (("anysplat-mini", "predicted"), ("stitched-mini", "gt")):
         torch.manual_seed(0)
         pred = load_predictor(model, "cpu", input_size=SIZE, backend="torch")
@@ -312,3 +314,23 @@ def test_mini_end_to_end_cuda(re10k, tmp_path, model):
         assert score.n_images == 4 * len(run.evaluated) and math.isfinite(score.overall.psnr)
         gt = np.asarray(Image.open(out / run.evaluated[0] / "gt" / "000000.png"))
         assert gt.shape == (224, 224, 3)
+
+
+def test_mini_presets_default_to_the_shipped_weights():
+    """`vist3a eval nvs --model anysplat-mini|stitched-mini` evaluates the shipped set unless told otherwise."""
+    from vist3a import registry
+    from vist3a.mini_assets import shipped_folder
+
+    if shipped_folder("anysplat-mini") is None or shipped_folder("stitched-mini") is None:
+        pytest.skip("this install carries no shipped mini set")
+    want = registry.build("anysplat-mini").state_dict()
+    key = "encoder.aggregator.frame_blocks.0.attn.qkv.weight"
+    got = load_predictor("anysplat-mini", "cpu", backend="torch").model.model.state_dict()
+    torch.testing.assert_close(got[key], want[key], rtol=0, atol=0)
+    rand = load_predictor("anysplat-mini", "cpu", "random", backend="torch").model.model.state_dict()
+    assert not torch.equal(rand[key], want[key])
+    stitched = load_predictor("stitched-mini", "cpu", backend="torch").model
+    vae = registry.build("wan-mini", components=("vae",)).vae.state_dict()
+    for k, v in stitched.video.vae.state_dict().items():
+        torch.testing.assert_close(v, vae[k], rtol=0, atol=0)
+    assert stitched.decoder.lora is not None  # the trained decoder, not a fresh stitching layer

@@ -370,6 +370,10 @@ def test_cli_generates_with_tiny_pipeline(clip_dir: Path, tmp_path: Path) -> Non
     assert data["generated"] == 2 and data["scenes"] == 2
     folders = sorted((out / t23d.SCENES_DIR).iterdir())
     assert len(folders) == 2 and all(t23d.is_scene_folder(f) for f in folders)
+    # generated here: the multi-view consistency of each scene is kept and averaged
+    assert all(len(json.loads((f / t23d.CONSISTENCY_JSON).read_text())["psnr"]) == 4 for f in folders)
+    assert math.isfinite(data["metrics"][t23d.CONSISTENCY])
+    assert {t23d.CONSISTENCY, "clip"} <= set(_rows(out / t23d.PER_SCENE_CSV)[0])
     # re-run: everything reused
     assert _cli("eval", "text-to-3d", "--model", "tiny", "--prompts", str(prompts), "--metrics", "clip", "--reuse",
                 "--clip-weights", str(clip_dir), "--out", str(out), "--render-size", "16", "--no-progress",

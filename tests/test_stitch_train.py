@@ -252,7 +252,7 @@ def test_training_steps_on_cuda_bf16(tmp_path):
     from vist3a.world import WorldDataset
 
     torch.manual_seed(0)
-    dec = registry.build("stitched-mini", device="cuda")
+    dec = registry.build("stitched-mini", device="cuda", weights=None)
     teacher = make_teacher(dec)
     prepare_models(dec, teacher, "r8,a8", grad_checkpointing=True)
     video = registry.build("wan-mini", device="cuda", components=("vae",), seed=0)

@@ -18,7 +18,7 @@ DATA = Path(__file__).parent / "data"
 @pytest.fixture(scope="module")
 def mini() -> StitchedDecoder:
     torch.manual_seed(0)
-    return registry.build("stitched-mini")
+    return registry.build("stitched-mini", weights=None)
 
 
 def _inputs(seed: int = 0, latent_frames: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -91,7 +91,7 @@ def test_official_checkpoint_merge_equals_unmerged_peft(mini):
     """Linear LoRA pairs share loralib's layout: merging an official-format dict must equal peft's unmerged forward."""
     torch.manual_seed(3)
     base_state = {k: v.clone() for k, v in mini.state_dict().items()}
-    student = registry.build("stitched-mini")
+    student = registry.build("stitched-mini", weights=None)
     student.load_state_dict(base_state)
     student.add_lora("r2,a4")
     official: dict[str, object] = {"lora": {}}
@@ -131,7 +131,7 @@ def test_official_checkpoint_merge_equals_unmerged_peft(mini):
     student.eval()
     want = student(latent, images, voxelize=False)
 
-    merged = registry.build("stitched-mini")
+    merged = registry.build("stitched-mini", weights=None)
     merged.load_state_dict(base_state)
     merged.load_official(official, "r2,a4")
     got = merged(latent, images, voxelize=False)
@@ -139,7 +139,7 @@ def test_official_checkpoint_merge_equals_unmerged_peft(mini):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * b.abs().max().item())
 
     bad = dict(official, lora={"encoder.nowhere.lora_A": torch.zeros(1)})
-    fresh = registry.build("stitched-mini")
+    fresh = registry.build("stitched-mini", weights=None)
     with pytest.raises(CheckpointError, match="match no layer"):
         fresh.load_official(bad, "r2,a4")
     with pytest.raises(CheckpointError, match="missing"):
@@ -147,9 +147,9 @@ def test_official_checkpoint_merge_equals_unmerged_peft(mini):
 
 
 def test_trainable_state_round_trip(mini, tmp_path):
-    dec = registry.build("stitched-mini").add_lora("r2,a4")
+    dec = registry.build("stitched-mini", weights=None).add_lora("r2,a4")
     state = dec.trainable_state_dict()
-    other = registry.build("stitched-mini").add_lora("r2,a4")
+    other = registry.build("stitched-mini", weights=None).add_lora("r2,a4")
     other.load_trainable_state_dict(state)
     for k, v in other.trainable_state_dict().items():
         torch.testing.assert_close(v, state[k])
@@ -203,7 +203,7 @@ def test_parity_with_official_stitched_decoder(shared_dir):
 
 def test_merge_lora_keeps_the_forward_and_drops_the_lora_branch(mini):
     torch.manual_seed(4)
-    dec = registry.build("stitched-mini")
+    dec = registry.build("stitched-mini", weights=None)
     dec.load_state_dict(mini.state_dict())
     dec.add_lora("r2,a4")
     with torch.no_grad():

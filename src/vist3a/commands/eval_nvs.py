@@ -36,10 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="target cameras: predicted (joint pass + scale alignment) or ground truth (needs poses)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N sequences")
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
-    p.add_argument("--weights", default=None, help="reconstructor / stitched-decoder weights (default: random!)")
+    p.add_argument("--weights", default=None, help="reconstructor / stitched-decoder weights (default: the shipped set for *-mini, random for the others; 'random' forces random)")
     p.add_argument("--recon-weights", default=None,
                    help="anysplat-stitched only: the AnySplat weights (e.g. lhjiang/anysplat) under --weights")
-    p.add_argument("--vae-weights", default=None, help="video-VAE weights of a stitched model (default: random)")
+    p.add_argument("--vae-weights", default=None, help="video-VAE weights of a stitched model (default: shipped wan-mini for stitched-mini, else random)")
     p.add_argument("--size", type=int, default=None, help="reconstructor input side (default: the model's; crop = 8/7 of it)")
     p.add_argument("--index-map", default=None, help="re10k_indexmap.json (default: ROOT/re10k_indexmap.json)")
     p.add_argument("--sequences", default=None, help="sequence list (default: ROOT/re10k_test.txt if present)")

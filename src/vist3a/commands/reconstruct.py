@@ -21,7 +21,6 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".gif")
-MINI_WEIGHTS = "assets/mini/anysplat-mini"  # inside the package, written by the mini training
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -154,18 +153,18 @@ def load_model(name: str, weights: str | None, device: torch.device, random_weig
         builder = A.anysplat if name == "anysplat" else A.anysplat_mini
         if random_weights:
             log.warning("using RANDOM weights: the output is meaningless (smoke test)")
-            return builder(device=device)
+            return builder(device=device, weights=None)
         if weights is None:
             if name == "anysplat":
                 weights = A.HF_REPO
             else:
-                from importlib import resources
+                from vist3a.mini_assets import mini_assets, shipped_folder
 
-                shipped = Path(str(resources.files("vist3a") / MINI_WEIGHTS))
-                if not (shipped / "model.safetensors").is_file():
+                shipped = shipped_folder("anysplat-mini")
+                if shipped is None:
                     raise MissingWeightsError(
-                        "anysplat-mini weights are not shipped with this install yet: train them "
-                        f"(`vist3a world train-mini`) into {shipped}, or pass --weights PATH"
+                        f"anysplat-mini weights are not shipped with this install ({mini_assets()}): train them "
+                        "(`vist3a world train-mini`) or pass --weights PATH"
                     )
                 return A.from_pretrained(shipped, device=device)
         p = Path(weights).expanduser()

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from vist3a.errors import InputError
+from vist3a.mini_assets import shipped_folder
 from vist3a.stitching.search import DEFAULT_RIDGE, LayerSearch, SearchReport
 
 log = logging.getLogger(__name__)
@@ -542,10 +543,11 @@ def build_training_models(args: argparse.Namespace, device: torch.device, frames
         kw: dict[str, Any] = dict(sets)
         if args.recon_weights:
             kw["recon_weights"] = args.recon_weights
-        else:
+        elif not (args.stitched == "stitched-mini" and shipped_folder("anysplat-mini") and not sets):
             log.warning("%s: no --recon-weights, the base network is randomly initialised", args.stitched)
-        if args.stitched_weights:
-            kw["weights"] = args.stitched_weights
+        # a fresh stitching layer unless an official checkpoint is given: the shipped mini decoder already
+        # carries its LoRA, and the teacher must be the base network without it
+        kw["weights"] = args.stitched_weights
         student = registry.build(args.stitched, device=device, **kw)
         if args.official_compat:
             student.official_compat = True

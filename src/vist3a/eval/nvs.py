@@ -442,16 +442,24 @@ def load_predictor(
 ) -> Predictor:
     """``anysplat | anysplat-mini | anysplat-stitched | stitched-mini | oracle | PATH`` → a predictor.
 
-    ``weights`` are the reconstructor's / stitched decoder's (None = random weights, for plumbing and
-    throughput only); ``vae_weights`` the video VAE's for stitched models (None = random);
+    ``weights`` are the reconstructor's / stitched decoder's, ``vae_weights`` the video VAE's for stitched
+    models: None = the shipped weights for the mini presets, random (plumbing / throughput only) for the
+    others; ``"random"`` forces random weights;
     ``recon_weights`` the AnySplat weights under ``anysplat-stitched`` (its ``weights`` being the
     released stitched checkpoint, merged on top).
     """
     from vist3a import registry
+    from vist3a.mini_assets import SHIPPED
 
     dev = torch.device(device)
     if model == "oracle":
         return OraclePredictor(input_size or OFFICIAL_INPUT)
+    mini = model in ("anysplat-mini", "stitched-mini")
+
+    def pick(w: str | None) -> str | None:  # "random" forces random; a mini preset defaults to its shipped set
+        return None if w == "random" else (SHIPPED if w is None and mini else w)
+
+    weights, vae_weights = pick(weights), pick(vae_weights)
     if weights is None and model in ("anysplat", "anysplat-mini", "anysplat-stitched", "stitched-mini"):
         log.warning("%s: no --weights given, using RANDOM weights (plumbing / throughput only)", model)
     if model in ("anysplat", "anysplat-mini"):

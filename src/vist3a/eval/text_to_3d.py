@@ -6,9 +6,11 @@ Output folder ``OUT``::
     OUT/scenes/<slug>-<hash>/        one per prompt (same names as `vist3a generate`)
         scene.ply, cameras.json, prompt.txt, settings.json   (generated here, or already there)
         world_caption.json          structured caption (--world prompts only)
+        consistency.json            multi-view consistency (PSNR of renders at the predicted cameras vs
+                                    the decoded frames; written when the scene is generated here)
     OUT/views/<scene>/<mode>/view_00.png ... + views.json   cached renders (reused when present)
     OUT/per_view.csv                scene, view, one column per score
-    OUT/per_scene.csv               scene, prompt, mean over views per column
+    OUT/per_scene.csv               scene, prompt, mean over views per column (+ consistency_psnr)
     OUT/overall.json, overall.csv   mean over scenes (NaN-free scenes per column), settings, throughput
     OUT/contact_sheet.png           the scored views, one row per scene (first 16 scenes)
 
@@ -50,6 +52,8 @@ FRAMES_PER_PAIR = 10  # official save_interpolated_video
 SCENES_DIR = "scenes"
 VIEWS_DIR = "views"
 WORLD_CAPTION = "world_caption.json"
+CONSISTENCY_JSON = "consistency.json"
+CONSISTENCY = "consistency_psnr"
 PER_VIEW_CSV = "per_view.csv"
 PER_SCENE_CSV = "per_scene.csv"
 OVERALL_JSON = "overall.json"
@@ -60,6 +64,7 @@ TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("imaging", "Img"), ("aesthetic", "Aes"), ("clip", "CLIP"),
     ("ur_alignment", "UR-Al"), ("ur_coherence", "UR-Co"), ("ur_style", "UR-St"),
     ("judge_entity", "J-Ent"), ("judge_attribute", "J-Att"), ("judge_relation", "J-Rel"), ("judge_overall", "Judge"),
+    ("consistency_psnr", "MV-PSNR"),
     ("dpg_global", "DPG-Glob"), ("dpg_entity", "DPG-Ent"), ("dpg_attribute", "DPG-Att"),
     ("dpg_relation", "DPG-Rel"), ("dpg_other", "DPG-Oth"), ("dpg_score", "DPG"),
 )  # fmt: skip
@@ -255,6 +260,11 @@ def generate_scene(pipe: Any, scene: EvalScene, folder: Path, device: torch.devi
     from vist3a.pipelines.export import export_scene, write_json
 
     res = pipe(scene.prompt, seed=scene.seed, progress=False, **gen_kwargs)
+    if res.frames is not None:
+        from vist3a.eval.consistency import multiview_consistency
+
+        mvc = multiview_consistency(res.gaussians, res.cameras, res.frames)
+        atomic_write_text(folder / CONSISTENCY_JSON, json.dumps(mvc) + "\n")
     export_scene(folder, res.gaussians, res.cameras, frames_per_view=0, orbit_frames=0, device=device, progress=False)
     atomic_write_text(folder / "prompt.txt", scene.prompt + "\n")
     base = pipe.settings.to_dict() if hasattr(getattr(pipe, "settings", None), "to_dict") else {}
@@ -264,6 +274,19 @@ def generate_scene(pipe: Any, scene: EvalScene, folder: Path, device: torch.devi
         "timings": {k: round(float(v), 4) for k, v in res.timings.items()},
     })  # fmt: skip
     return dict(res.timings)
+
+
+def read_consistency(folder: Path) -> float:
+    """Mean multi-view consistency PSNR of a scene folder (NaN when it has no readable consistency.json)."""
+    f = folder / CONSISTENCY_JSON
+    if not f.is_file():
+        return math.nan
+    try:
+        vals = [float(v) for v in json.loads(f.read_text())["psnr"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        log.warning("%s: unreadable, consistency left out", f)
+        return math.nan
+    return _nanmean([v for v in vals if math.isfinite(v)])
 
 
 def is_scene_folder(folder: Path) -> bool:
@@ -413,13 +436,20 @@ def evaluate(
             continue
         for v in range(imgs.shape[0]):
             result.per_view.append({"scene": sc.name, "view": v, **{c: scores[c][v] for c in columns}})
-        result.per_scene.append({"scene": sc.name, "prompt": sc.prompt, **{c: _nanmean(scores[c]) for c in columns}})
+        row = {"scene": sc.name, "prompt": sc.prompt, **{c: _nanmean(scores[c]) for c in columns}}
+        row[CONSISTENCY] = read_consistency(folder)
+        result.per_scene.append(row)
         if len(sheet) < 16:
             sheet.append(imgs)
     result.seconds = time.perf_counter() - t0
     if not result.per_scene:
         raise InputError(f"every scene failed, e.g. {next(iter(result.failed.values()))}")
-    result.overall = {c: _nanmean([r[c] for r in result.per_scene]) for c in columns}
+    if any(not math.isnan(r[CONSISTENCY]) for r in result.per_scene):
+        result.columns.append(CONSISTENCY)
+    else:  # reused scenes from elsewhere: no decoded frames were kept, so no column
+        for r in result.per_scene:
+            del r[CONSISTENCY]
+    result.overall = {c: _nanmean([r[c] for r in result.per_scene]) for c in result.columns}
     write_outputs(result, sheet, {**(settings or {}), "views": views, "n_views": n_views, "view_seed": view_seed})
     return result
 

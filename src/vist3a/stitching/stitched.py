@@ -156,6 +156,8 @@ class StitchedDecoder(nn.Module):
         Trainable afterwards: LoRA A/B, the biases of wrapped layers, the stitching layer, and the DINO
         cls / register / mask tokens (their original processing layers are gone, METHOD.md §3.1).
         """
+        if self.lora is not None:  # peft would fail deep inside with "target modules not found"
+            raise InputError(f"this decoder already carries LoRA ({self.lora}); build it with weights=None to add a fresh one")
         spec = parse_lora_config(config) if isinstance(config, str) else config
         front = tuple(f"{n}." for n in self.front_module_names())  # the dot keeps blocks.1 from matching blocks.10
         targets = [
