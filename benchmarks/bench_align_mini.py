@@ -20,6 +20,8 @@ Usage (a variant is ``LABEL=DIR``: a wan-mini folder with ``transformer/`` — e
         --dit before=src/vist3a/assets/mini/wan-mini --dit after=runs/align/wan_mini \\
         --out benchmarks/results/align_mini.json                      # GPU: ~2-3 min
     python benchmarks/bench_align_mini.py --captions 2 --sweep 4 --dit before=DIR --device cpu --out /tmp/a.json
+    python benchmarks/bench_align_mini.py --captions 12 --sweep 8 --cfg 3,5,7.5 --shift 3,5 --no-3d \
+        --consistency-views 2 --dit shipped=src/vist3a/assets/mini/wan-mini --device cpu --out /tmp/guidance.json
 
 Writes the JSON (and ``.md`` beside it) plus the scene folders and tables under ``--work``.
 """
@@ -54,13 +56,31 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--world-seed", type=int, default=HELD_OUT_SEED, help=f"world set of the captions ({HELD_OUT_SEED})")
     p.add_argument("--style", default="short", help="caption phrasing (short)")
     p.add_argument("--sweep", default="4,8,12,20", help="comma list of sampling steps (4,8,12,20)")
-    p.add_argument("--cfg", type=float, default=None, help="guidance scale (default: the pipeline's)")
+    p.add_argument("--cfg", default=None, help="guidance scale, or a comma list to sweep (default: the pipeline's)")
+    p.add_argument("--shift", default=None, help="flow shift, or a comma list to sweep (default: the pipeline's)")
+    p.add_argument("--no-3d", action="store_true",
+                   help="skip the judge on 8 rendered views of each 3DGS (the slow part on a CPU): video judge + consistency only")
     p.add_argument("--consistency-views", type=int, default=0,
                    help="frames compared with renders, evenly spaced (0 = all; 2-3 keep a CPU run short)")
     p.add_argument("--device", default=None, help="cuda / cpu (default: cuda if available)")
     p.add_argument("--work", default=None, help="scene folders and eval tables (default: next to --out)")
     p.add_argument("--out", required=True, help="result JSON (a .md table is written beside it)")
     return p.parse_args(argv)
+
+
+def _floats(text: str | None, flag: str) -> list[float | None]:
+    """``"4,7.5"`` → ``[4.0, 7.5]``; None → ``[None]`` (the pipeline's default)."""
+    from vist3a.errors import InputError
+
+    if text is None:
+        return [None]
+    try:
+        vals = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"{flag} must be a number or a comma list, got {text!r}") from None
+    if not vals:
+        raise InputError(f"{flag} is empty")
+    return vals
 
 
 def load_video(spec: str, base: str | None, text_cache: str | None, device: torch.device):
@@ -87,7 +107,7 @@ def load_video(spec: str, base: str | None, text_cache: str | None, device: torc
 
 
 def run_variant(label: str, video, decoder, scenes, steps: int, cfg: float | None, work: Path, device,
-                views: int = 0) -> dict:
+                views: int = 0, shift: float | None = None, with_3d: bool = True) -> dict:
     from vist3a.eval import text_to_3d as t23d
     from vist3a.eval.consistency import multiview_consistency
     from vist3a.eval.gen_metrics import build_metric
@@ -98,13 +118,15 @@ def run_variant(label: str, video, decoder, scenes, steps: int, cfg: float | Non
     from vist3a.world.judge import Judge
 
     pipe = TextTo3DPipeline(video, decoder, MINI_SETTINGS, name=label)
-    out = work / f"{label}-steps{steps:03d}"
+    out = work / (f"{label}-steps{steps:03d}" + (f"-cfg{cfg:g}" if cfg is not None else "")
+                  + (f"-shift{shift:g}" if shift is not None else ""))
     judge = Judge()
     psnr, l1, vjudge, secs = [], [], {}, []
     for sc in scenes:
         folder = out / t23d.SCENES_DIR / sc.name
         t0 = time.perf_counter()
-        res = pipe(sc.prompt, seed=sc.seed, steps=steps, guidance_scale=cfg, progress=False, keep_frames=True)
+        res = pipe(sc.prompt, seed=sc.seed, steps=steps, guidance_scale=cfg, flow_shift=shift, progress=False,
+                   keep_frames=True)
         secs.append(time.perf_counter() - t0)
         mvc = multiview_consistency(res.gaussians.to(device, torch.float32), res.cameras, res.frames, n=views)
         psnr.append(sum(mvc["psnr"]) / len(mvc["psnr"]))
@@ -113,20 +135,22 @@ def run_variant(label: str, video, decoder, scenes, steps: int, cfg: float | Non
         for k, v in {**vj.per_category, "overall": vj.overall}.items():
             if not math.isnan(v):
                 vjudge.setdefault(k, []).append(100 * v)
+        if not with_3d:
+            continue
         folder.mkdir(parents=True, exist_ok=True)
         export_scene(folder, res.gaussians, res.cameras, frames_per_view=0, orbit_frames=0, device=device, progress=False)
         atomic_write_text(folder / "prompt.txt", sc.prompt + "\n")
-    # the judge on 8 views of each 3DGS: `vist3a eval text-to-3d`'s code on the folders just written
-    result = t23d.evaluate(scenes, [build_metric("judge", device)], out, pipe=None, reuse=True, device=device,
-                           settings={"model": label, "steps": steps}, progress=False)  # fmt: skip
-    row = {k: round(float(v), 3) for k, v in result.overall.items()}
+    row: dict = {"cfg": cfg, "shift": shift}
+    if with_3d:  # the judge on 8 views of each 3DGS: `vist3a eval text-to-3d`'s code on the folders just written
+        result = t23d.evaluate(scenes, [build_metric("judge", device)], out, pipe=None, reuse=True, device=device,
+                               settings={"model": label, "steps": steps}, progress=False)  # fmt: skip
+        row.update({k: round(float(v), 3) for k, v in result.overall.items()})
+        row.update({"scenes": len(result.per_scene), "failed": len(result.failed)})
     row.update({f"video_judge_{k}": round(sum(v) / len(v), 3) for k, v in vjudge.items()})
     row.update({
         "consistency_psnr": round(sum(psnr) / len(psnr), 3),
         "consistency_l1": round(sum(l1) / len(l1), 5),
         "seconds_per_scene": round(sum(secs) / len(secs), 3),
-        "scenes": len(result.per_scene),
-        "failed": len(result.failed),
     })  # fmt: skip
     return row
 
@@ -153,6 +177,7 @@ def main(argv=None) -> int:
         raise InputError(f"--sweep must be a comma list of integers, got {args.sweep!r}") from None
     if not sweep or min(sweep) < 1:
         raise InputError("--sweep needs step counts >= 1")
+    cfgs, shifts = _floats(args.cfg, "--cfg"), _floats(args.shift, "--shift")
     if args.world_seed == 0:
         log.warning("world seed 0 is the training set: these are NOT held-out captions")
     scenes = t23d.world_scenes(args.captions, args.world_seed, GEN_SEED, args.style)
@@ -165,23 +190,30 @@ def main(argv=None) -> int:
         video = load_video(folder, args.video_weights, args.text_cache, device)
         results[label] = {}
         for steps in sweep:
-            row = run_variant(label, video, decoder, scenes, steps, args.cfg, work, device, args.consistency_views)
-            results[label][str(steps)] = row
-            print(f"{label:>10s} steps {steps:3d}: " + ", ".join(f"{k} {v}" for k, v in row.items()), flush=True)
+            for cfg in cfgs:
+                for shift in shifts:
+                    row = run_variant(label, video, decoder, scenes, steps, cfg, work, device, args.consistency_views,
+                                      shift, not args.no_3d)  # fmt: skip
+                    key = str(steps) + (f"/cfg{cfg:g}" if cfg is not None else "") + (f"/shift{shift:g}" if shift is not None else "")
+                    results[label][key] = row
+                    print(f"{label:>10s} {key}: " + ", ".join(f"{k} {v}" for k, v in row.items()), flush=True)
         del video
     doc = {
         "bench": "align_mini",
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "captions": args.captions, "world_seed": args.world_seed, "style": args.style, "gen_seed": GEN_SEED,
-        "variants": dict(variants), "sweep": sweep, "cfg": args.cfg, "consistency_views": args.consistency_views,
+        "variants": dict(variants), "sweep": sweep, "cfg": cfgs, "shift": shifts, "no_3d": args.no_3d,
+        "consistency_views": args.consistency_views,
         "results": results,
     }  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, json.dumps(doc, indent=1) + "\n")
-    cols = ["judge_entity", "judge_attribute", "judge_relation", "judge_overall", "video_judge_overall",
-            "consistency_psnr", "seconds_per_scene"]  # fmt: skip
+    cols = ["judge_entity", "judge_attribute", "judge_relation", "judge_overall", "video_judge_entity",
+            "video_judge_attribute", "video_judge_relation", "video_judge_overall", "consistency_psnr",
+            "seconds_per_scene"]  # fmt: skip
+    cols = [c for c in cols if any(c in row for rows in results.values() for row in rows.values())]
     lines = [f"# align before/after: {args.captions} held-out captions (world seed {args.world_seed}), {doc['device']}", "",
-             "| DiT | steps | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]  # fmt: skip
+             "| DiT | steps[/cfg][/shift] | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]  # fmt: skip
     for label, rows in results.items():
         for steps, row in rows.items():
             lines.append(f"| {label} | {steps} | " + " | ".join(str(row.get(c, "")) for c in cols) + " |")

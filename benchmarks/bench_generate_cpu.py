@@ -8,8 +8,8 @@ load, text encoding, denoising, VAE decode, stitched decode, and each export par
 scene files, decoded video, preview merge, fly-through render) — then the whole command in a fresh
 process (``python -m vist3a generate``, wall clock, ``OMP_NUM_THREADS`` = threads).
 
-Until trained mini weights ship the model is random, and a random scene is cheap to render. So the
-export is also timed on a **proxy scene** with the cost of a trained one: a procedural-world sample
+A random model's scene is cheap to render (trained weights ship since 2026-12-02; `--no-proxy` skips
+this). The export is also timed on a **proxy scene** with the cost of a trained one: a procedural-world sample
 (13 views at 224², its exact depth) unprojected to 652k pixel-aligned splats — what the stitched
 decoder predicts without voxel fusion — with the same export defaults, and (``--quality``) the PSNR of
 the preview renders against renders of the full scene.
