@@ -8,9 +8,11 @@
 #   session 3 (2026-11-25): scripts/device/mini_s3_piece1.sh twice (VAE A/B || recon2), VAE-A || recon2 resumed,
 #   mini_s3_piece4.sh (DiT cache + DiT || layer search + stitch train r16). Candidates in runs/mini_s3/assets
 #   (branch weights-s3); only the VAE ships.
-# Next session (30 device-minutes; the first machine may count 67 % of its held time, a second one 100 %; a
-# machine goes back after 30 min held and after 30 s idle, so calls run back to back). Every later stage
-# depends on the VAE's latent space and the recon's geometry, so those two get the first machine:
+#   session 4 (2026-12-02): scripts/device/mini_s4_call.sh PHASE=1..3 -> the shipped set (docs/mini.md).
+#   session 5 (2026-12-03): no device time; CPU claim table, guidance sweep, CPU alignment cost (199 s/step).
+# Next session: scripts/device/mini_s6_call.sh PHASE=1..3 (recon continued from the shipped one || re-stitch 500
+# steps; alignment of the shipped DiT with a carried text cache; before/after + claim table on 16 scenes).
+# The blocks below are the generic recipe (session 3's plan), kept as the reference commands.
 set -euo pipefail
 source scripts/device/mini_setup.sh
 R=${RUNS:-runs/mini}

@@ -239,7 +239,7 @@ def test_align_cli_writes_and_uses_a_text_cache(tmp_path):
     """--write-text-cache, then a tiny run that reads only the cache (--minutes budget, summary)."""
     from vist3a.cli import main
 
-    cache = tmp_path / "c.safetensors"
+    cache = tmp_path / "run" / "c.safetensors"  # inside the run folder, before it exists
     common = ["align", "--model", "tiny", "--world", "2", "--out", str(tmp_path / "run"), "--device", "cpu"]
     assert main([*common, "--write-text-cache", str(cache)]) == 0
     enc = CachedTextEncoder(cache)
