@@ -261,3 +261,24 @@ def test_training_steps_on_cuda_bf16(tmp_path):
     assert res.finished and len(res.losses) == 3 and all(torch.isfinite(torch.tensor(res.losses)))
     loaded = export.load_trained(tmp_path, device="cuda", recon=registry.build("anysplat-mini", device="cuda"))
     assert loaded.image_size == 224
+
+
+def test_stitched_preset_trains_from_a_fresh_layer_over_the_shipped_recon(caplog):
+    """`stitch train --stitched stitched-mini`: the student is a fresh stitching layer (no LoRA yet) over the
+    shipped anysplat-mini, and the teacher is that base network — not the shipped decoder with its LoRA."""
+    from vist3a import registry
+    from vist3a.cli import build_parser
+    from vist3a.commands.stitch import build_training_models
+    from vist3a.mini_assets import shipped_folder
+
+    if shipped_folder("anysplat-mini") is None:
+        pytest.skip("this install carries no shipped mini set")
+    args = build_parser().parse_args(["stitch", "train", "--video", "wan-mini", "--stitched", "stitched-mini",
+                                      "--world", "1", "--steps", "1", "--out", "unused", "--device", "cpu"])  # fmt: skip
+    with caplog.at_level("WARNING"):
+        student, teacher, _, _ = build_training_models(args, torch.device("cpu"), 13)
+    assert student.lora is None and "randomly initialised" not in caplog.text
+    want = registry.build("anysplat-mini").state_dict()
+    key = "encoder.aggregator.frame_blocks.0.attn.qkv.weight"
+    torch.testing.assert_close(teacher.state_dict()[key], want[key], rtol=0, atol=0)
+    torch.testing.assert_close(student.recon.state_dict()[key], want[key], rtol=0, atol=0)
