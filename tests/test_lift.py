@@ -68,7 +68,7 @@ def test_lift_end_to_end_writes_valid_files(tmp_path, capsys):
     src = _write_frames(tmp_path / "frames")
     out = tmp_path / "out"
     code = main(["lift", str(src), "--model", str(model_dir), "--video-model", "wan-mini", "--out", str(out),
-                 "--frames-per-view", "2", "--device", "cpu"])  # fmt: skip
+                 "--device", "cpu"])  # fmt: skip  (the CPU video defaults of `generate`: 2 frames per view)
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "the source has 7 frames; using 5" in captured.out
@@ -86,3 +86,5 @@ def test_lift_end_to_end_writes_valid_files(tmp_path, capsys):
     assert main(["lift", str(src), "--model", str(model_dir), "--video-model", "wan-mini", "--out", str(out),
                  "--frames", "6", "--device", "cpu"]) == 1  # fmt: skip
     assert "1+4k" in capsys.readouterr().err
+    assert main(["lift", str(src), "--model", str(model_dir), "--out", str(out), "--preview-splats", "-1"]) == 1
+    assert "--preview-splats must be >= 0" in capsys.readouterr().err

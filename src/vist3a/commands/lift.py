@@ -47,8 +47,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of --sample")
     p.add_argument("--no-voxelize", action="store_true", help="one Gaussian per pixel (no voxel fusion)")
     p.add_argument("--formats", default="ply", help="scene formats: ply[,spz,splat]")
-    p.add_argument("--frames-per-view", type=int, default=8, help="render frames per camera pair; 0 = no video")
+    p.add_argument("--frames-per-view", type=int, default=None,
+                   help="render frames per camera pair (default as `generate`: 10 on CUDA, 2 on CPU; 0 = no video)")
     p.add_argument("--orbit-frames", type=int, default=0, help="frames of an extra orbit video (0 = none)")
+    p.add_argument("--preview-splats", type=int, default=None,
+                   help="the video renders the scene merged to at most N splats (default as `generate`: all on "
+                        "CUDA, 40000 on CPU; 0 = all)")
     p.add_argument("--fps", type=float, default=20.0)
     p.add_argument("--device", default="auto", help="'auto' (CUDA if available), 'cpu', 'cuda', ...")
     p.set_defaults(func=run)
@@ -81,6 +85,7 @@ def load_decoder(model: str, weights: str | None, recon_weights: str | None, dev
 
 
 def run(args: argparse.Namespace) -> int:
+    from vist3a.commands.generate import CPU_DEFAULTS, GPU_DEFAULTS
     from vist3a.commands.reconstruct import _device
     from vist3a.commands.stitch import _build
     from vist3a.pipelines.export import export_scene, parse_formats, write_json
@@ -92,7 +97,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.source.exists():
         raise InputError(f"no such video or frame folder: {args.source}")
     formats = parse_formats(args.formats)
+    for flag in ("frames_per_view", "orbit_frames", "preview_splats"):
+        if (getattr(args, flag) or 0) < 0:
+            raise InputError(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}")
     device = _device(args.device)
+    vd = GPU_DEFAULTS if device.type == "cuda" else CPU_DEFAULTS  # the CPU renderer needs lighter videos
     decoder = load_decoder(args.model, args.weights, args.recon_weights, device)
     video_model = _build(args.video_model, device, args.video_weights, components=("vae",), seed=args.seed)
     if not hasattr(video_model, "encode"):
@@ -116,8 +125,10 @@ def run(args: argparse.Namespace) -> int:
     rec = lift(inp, video_model, decoder, sample=args.sample, seed=args.seed)
     gaussians, cameras = rec.gaussians[0].detach().to("cpu"), rec.cameras[0].to("cpu")
     out.mkdir(parents=True, exist_ok=True)
-    report = export_scene(out, gaussians, cameras, formats=formats, frames_per_view=args.frames_per_view,
-                          orbit_frames=args.orbit_frames, fps=args.fps, device=device)  # fmt: skip
+    fpv = vd.frames_per_view if args.frames_per_view is None else args.frames_per_view
+    preview = vd.preview_splats if args.preview_splats is None else args.preview_splats
+    report = export_scene(out, gaussians, cameras, formats=formats, frames_per_view=fpv, orbit_frames=args.orbit_frames,
+                          fps=args.fps, device=device, preview_splats=preview, tile_size=vd.tile_size)  # fmt: skip
     write_json(out / "lift.json", {
         "source": str(args.source), "frame_indices": inp.indices, "frames": len(inp.indices),
         "vae_size": size, "recon_size": recon_size, "notes": inp.notes, "model": args.model,
