@@ -39,7 +39,7 @@ stitch() {  # stitch NAME RECON_DIR MINUTES: world set + layer search (~100 s) +
     --out $R/stitch_$name > $R/stitch_$name.log 2>&1
 }
 ALIGN="python3 -m vist3a align --model mini --world 256 --out $R/align --steps 5000 --min-steps 8 --max-steps 16
-  --drtune-k 2 --cfg 5 7.5 --reward-views 2 --lr 1e-4 --ckpt-every 50 --device cuda
+  --drtune-k 2 --cfg 2.5 4 --reward-views 2 --lr 1e-4 --ckpt-every 50 --device cuda
   --text-cache .carry/text_cache.safetensors --resume"
 case ${PHASE:-1} in
 1)

@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, default=None, help="video frames (1+4k; default 13)")
     p.add_argument("--height", type=int, default=None)
     p.add_argument("--width", type=int, default=None)
-    p.add_argument("--cfg", type=float, default=None, help="guidance scale (default 7.5)")
+    p.add_argument("--cfg", type=float, default=None, help="guidance scale (default: the pipeline's; official 7.5, mini 3)")
     p.add_argument("--render-size", type=int, default=None, help="render side of the scored views (default: the cameras')")
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
     w = p.add_argument_group("metric weights (nothing is downloaded unless --allow-download)")

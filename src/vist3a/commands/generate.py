@@ -74,7 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="generated", help="output folder (default ./generated)")
     p.add_argument("--seed", type=int, default=None, help="noise seed (default 12413, the official); a repeated prompt gets seed+1, seed+2, ...")
     p.add_argument("--steps", type=int, default=None, help="denoising steps (official 50)")
-    p.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale (official 7.5)")
+    p.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale (default: the model's; official 7.5, mini 3)")
     p.add_argument("--frames", type=int, default=None, help="video frames, 1+4k (official 13)")
     p.add_argument("--height", type=int, default=None, help="video height, a multiple of 16 (official 512)")
     p.add_argument("--width", type=int, default=None, help="video width, a multiple of 16 (official 512)")
