@@ -90,6 +90,13 @@ def test_reconstruct_writes_scene_cameras_and_video(tmp_path: Path, tiny_model_d
     assert len(cams) == 3 and (cams.width, cams.height) == (56, 56)
     assert (out / "video.mp4").stat().st_size > 0
     assert json.loads((tiny_model_dir / "vist3a_model.json").read_text())["preset"] == "anysplat-mini"
+    import imageio.v3 as iio
+
+    # the video of a merged preview (the CPU default merges to 40k splats; here to 50 of the ~9k)
+    base = ["reconstruct", *map(str, imgs), "--model", str(tiny_model_dir), "--video-frames", "4", "--device", "cpu"]
+    assert main([*base, "--out", str(tmp_path / "small"), "--preview-splats", "50"]) == 0
+    assert iio.imread(tmp_path / "small" / "video.mp4").shape[0] == 4
+    assert main([*base, "--out", str(tmp_path / "bad"), "--preview-splats", "-1"]) == 1
 
 
 def test_load_views_from_folder_and_errors(tmp_path: Path) -> None:

@@ -257,16 +257,16 @@ def test_orbit_video_keeps_the_predicted_cameras_distance(tmp_path, monkeypatch)
 
 
 def test_parallel_cpu_frames_equal_sequential_ones():
-    from vist3a.pipelines.export import _render_frames
+    from vist3a.pipelines.export import render_frames
 
     g, cams = _blob(300), _cams(4)
     n = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        par = _render_frames(g, cams, 1.0, "x", False, 4)
+        par = render_frames(g, cams, 1.0, "x", False, 4)
         assert torch.get_num_threads() == 2  # restored
         torch.set_num_threads(1)
-        seq = _render_frames(g, cams, 1.0, "x", False, 4)
+        seq = render_frames(g, cams, 1.0, "x", False, 4)
     finally:
         torch.set_num_threads(n)
     assert par.shape == (4, 3, 24, 32) and float(par.std()) > 0.01

@@ -52,6 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-views", type=int, default=64, help="refuse more input views than this (default 64)")
     p.add_argument("--no-voxelize", action="store_true", help="keep one Gaussian per pixel (no voxel fusion)")
     p.add_argument("--video-frames", type=int, default=96, help="frames of the rendered video; 0 = no video")
+    p.add_argument("--preview-splats", type=int, default=None,
+                   help="the video renders the scene merged to at most N splats (default: all on CUDA, 40000 on "
+                        "CPU, as `generate`; 0 = all)")
     p.add_argument("--fps", type=float, default=24.0, help="video frame rate")
     p.add_argument(
         "--device", default="auto", help="'auto' (CUDA if available), 'cpu', 'cuda', 'cuda:1', ..."
@@ -192,13 +195,13 @@ def _device(spec: str) -> torch.device:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from vist3a.gaussians.formats import save_scene
 
     out = Path(args.out).expanduser()
     if out.exists() and not out.is_dir():
         raise InputError(f"--out must be a folder, got the file {out}")
+    if args.video_frames < 0 or (args.preview_splats or 0) < 0:
+        raise InputError("--video-frames and --preview-splats must be >= 0")
     device = _device(args.device)
     collect_inputs(args.inputs)  # fail on a missing input before loading a large model
     model = load_model(args.model, args.weights, device, args.random_weights, args.offline)
@@ -218,16 +221,16 @@ def run(args: argparse.Namespace) -> int:
     cameras.save_json(out / "cameras.json")
     written = [out / "cameras.json"]
     if args.video_frames > 0:
-        from vist3a.gaussians.render import render
+        from vist3a.commands.generate import CPU_DEFAULTS, GPU_DEFAULTS
+        from vist3a.pipelines.export import reduce_splats, render_frames
         from vist3a.video_io import write_video
 
-        path = cameras.interpolate(args.video_frames)
-        scene = rec.gaussians[0]
-        frames = []
-        for i in tqdm(range(len(path)), desc="rendering video", unit="frame"):
-            r = render(scene, path[i].to(scene.device), background=1.0)
-            frames.append(r.rgb[0].detach().clamp(0, 1).cpu())
-        write_video(torch.stack(frames), out / "video.mp4", fps=args.fps)
+        vd = GPU_DEFAULTS if device.type == "cuda" else CPU_DEFAULTS  # the CPU renderer needs a merged preview
+        budget = vd.preview_splats if args.preview_splats is None else args.preview_splats
+        preview = reduce_splats(rec.gaussians[0].detach(), budget).to(device, torch.float32)
+        frames = render_frames(preview, cameras.interpolate(args.video_frames), 1.0, "rendering video", True,
+                               vd.tile_size)  # fmt: skip
+        write_video(frames, out / "video.mp4", fps=args.fps)
         written.append(out / "video.mp4")
     print(report.summary())
     for p in written:

@@ -81,7 +81,7 @@ def write_json(path: str | os.PathLike[str], data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=1, sort_keys=False, default=str) + "\n")
 
 
-def _render_frames(
+def render_frames(
     gaussians: Gaussians, cameras: Cameras, background: float, desc: str, progress: bool, tile_size: int | None
 ) -> torch.Tensor:
     """``[N,3,H,W]`` renders, one camera at a time. On a CPU with n > 1 torch threads the frames are
@@ -240,13 +240,13 @@ def export_scene(
     cams = cameras if render_size is None else cameras.resized(render_size, render_size)
     if frames_per_view > 0:
         path = trajectory_cameras(cams, frames_per_view)
-        frames = _render_frames(preview, path, background, "render trajectory", progress, tile_size)
+        frames = render_frames(preview, path, background, "render trajectory", progress, tile_size)
         report.files["video.mp4"] = write_video(frames, out / "video.mp4", fps=fps)
     if orbit_frames > 0:
         orbit = Cameras.orbit_around(
             preview, orbit_frames, cams.width, cams.height, radius=_orbit_radius(preview, cams), up=_up_of(cams)
         )
-        frames = _render_frames(preview, orbit, background, "render orbit", progress, tile_size)
+        frames = render_frames(preview, orbit, background, "render orbit", progress, tile_size)
         report.files["orbit.mp4"] = write_video(frames, out / "orbit.mp4", fps=fps)
     report.timings["videos"] = time.perf_counter() - t0
     return report
