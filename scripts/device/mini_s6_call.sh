@@ -15,7 +15,9 @@
 #   PHASE=3  nothing new to carry: align resumed || stitch train on the phase-2 recon (if its eval beats the
 #            shipped one); then benchmarks/bench_align_mini.py before/after (16 held-out captions, 8 steps) and
 #            the claim table on 16 scenes, and pack the candidates
-# Each phase ends within ~9 minutes (BUDGET seconds, default 540).
+# Each phase ends within ~9 minutes (BUDGET seconds, default 540). Every command line was smoke-run on the CPU
+# with tiny sizes on 2026-12-03 (recon --init shipped + --resume, search, stitch train, align with the text cache,
+# bench_align_mini before/after, mini_claim with LPIPS absent).
 set -uo pipefail
 source scripts/device/mini_setup.sh
 R=runs/mini; mkdir -p $R; t0=$(date +%s); B=${BUDGET:-540}
@@ -41,6 +43,10 @@ stitch() {  # stitch NAME RECON_DIR MINUTES: world set + layer search (~100 s) +
 ALIGN="python3 -m vist3a align --model mini --world 256 --out $R/align --steps 5000 --min-steps 8 --max-steps 16
   --drtune-k 2 --cfg 2.5 4 --reward-views 2 --lr 1e-4 --ckpt-every 50 --device cuda
   --text-cache .carry/text_cache.safetensors --resume"
+if [ "${PHASE:-1}" != 1 ] && ! python3 -c "import diffusers, gsplat" 2>/dev/null; then
+  echo "a fresh machine: phase 1's wheels (and runs/) are gone; carry .whl with this call, and rerun phase 1 first"
+  exit 3
+fi
 case ${PHASE:-1} in
 1)
   build_gsplat
