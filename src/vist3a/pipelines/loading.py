@@ -2,9 +2,9 @@
 
 Names:
 
-- ``"mini"``: wan-mini + stitched-mini, weights shipped in ``vist3a/assets/mini/`` (a pipeline
-  folder there, or ``wan-mini/`` + ``stitched-mini.safetensors``); while they are absent the models
-  are random-initialised and a warning says so.
+- ``"mini"``: wan-mini + stitched-mini, the trained weights shipped in ``vist3a/assets/mini/`` (a
+  pipeline folder there, or ``wan-mini/`` + ``anysplat-mini/`` + ``stitched-mini/``); in a trimmed
+  install without them the models are random-initialised and a warning says so.
 - ``"vist3a-1.3b"`` / ``"vist3a-14b"``: Wan 2.1 T2V (diffusers folder) + the released DiT LoRA
   (PEFT folder ``vist3a_1.3b_lora_ema`` / ``vist3a_14b_lora_ema``, merged into the DiT) + the released
   stitched checkpoint ``anysplat_stitched.pth`` + AnySplat weights. Files are looked up under
