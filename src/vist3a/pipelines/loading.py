@@ -72,7 +72,8 @@ STITCHED_FILE = "anysplat_stitched.pth"
 MINI_STEPS = 8
 #: Guidance scale of the mini model. Measured at 8 steps (12 held-out captions, docs/mini.md): CFG 3 / 5 / 7.5 with
 #: flow shift 5 give a video judge of 61.2 / 53.3 / 42.8 and a multi-view consistency of 22.2 / 20.9 / 20.2 dB; the
-#: judge on the 3DGS renders stays level (24.5 at CFG 3, 26.2 at 7.5), held back by the reconstruction.
+#: judge on the 3DGS renders stays level within its noise (24.5 at CFG 3, 26.2-28.3 at 7.5), held back by the
+#: reconstruction.
 MINI_CFG = 3.0
 #: Defaults of the mini pipeline while no trained pipeline.json ships: 13 frames at 256² (224² recon input).
 MINI_SETTINGS = GenerationSettings(height=256, width=256, steps=MINI_STEPS, guidance_scale=MINI_CFG, template="",
