@@ -53,6 +53,11 @@ GPU_DEFAULTS = ExportDefaults(frames_per_view=10, orbit_frames=120, preview_spla
 CPU_DEFAULTS = ExportDefaults(frames_per_view=2, orbit_frames=0, preview_splats=40_000, render_size=None, tile_size=4)
 
 
+def export_defaults(device: torch.device) -> ExportDefaults:
+    """The video defaults for ``device`` (also used by `lift` and `reconstruct`): CPU renders are slow."""
+    return GPU_DEFAULTS if device.type == "cuda" else CPU_DEFAULTS
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "generate",
@@ -183,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
     want = None if args.device == "auto" else args.device
     ctx = distributed.init(want)
     device = ctx.device if ctx.distributed or args.device == "auto" else torch.device(args.device)
-    vd = GPU_DEFAULTS if device.type == "cuda" else CPU_DEFAULTS  # CPU renders are slow: lighter videos there
+    vd = export_defaults(device)
     mine = distributed.shard(list(range(len(prompts))), ctx.rank, ctx.world_size)
     if args.model == "mini":
         for p in dict.fromkeys(prompts):

@@ -85,7 +85,7 @@ def load_decoder(model: str, weights: str | None, recon_weights: str | None, dev
 
 
 def run(args: argparse.Namespace) -> int:
-    from vist3a.commands.generate import CPU_DEFAULTS, GPU_DEFAULTS
+    from vist3a.commands.generate import export_defaults
     from vist3a.commands.reconstruct import _device
     from vist3a.commands.stitch import _build
     from vist3a.pipelines.export import export_scene, parse_formats, write_json
@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         if (getattr(args, flag) or 0) < 0:
             raise InputError(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}")
     device = _device(args.device)
-    vd = GPU_DEFAULTS if device.type == "cuda" else CPU_DEFAULTS  # the CPU renderer needs lighter videos
+    vd = export_defaults(device)
     decoder = load_decoder(args.model, args.weights, args.recon_weights, device)
     video_model = _build(args.video_model, device, args.video_weights, components=("vae",), seed=args.seed)
     if not hasattr(video_model, "encode"):

@@ -221,11 +221,11 @@ def run(args: argparse.Namespace) -> int:
     cameras.save_json(out / "cameras.json")
     written = [out / "cameras.json"]
     if args.video_frames > 0:
-        from vist3a.commands.generate import CPU_DEFAULTS, GPU_DEFAULTS
+        from vist3a.commands.generate import export_defaults
         from vist3a.pipelines.export import reduce_splats, render_frames
         from vist3a.video_io import write_video
 
-        vd = GPU_DEFAULTS if device.type == "cuda" else CPU_DEFAULTS  # the CPU renderer needs a merged preview
+        vd = export_defaults(device)
         budget = vd.preview_splats if args.preview_splats is None else args.preview_splats
         preview = reduce_splats(rec.gaussians[0].detach(), budget).to(device, torch.float32)
         frames = render_frames(preview, cameras.interpolate(args.video_frames), 1.0, "rendering video", True,

@@ -22,12 +22,13 @@ NUM_FRAMES = 4
 
 
 def frame_indices(t: int, n: int = NUM_FRAMES) -> list[int]:
-    """``n`` evenly spaced indices of ``t`` frames, first and last included (all when ``n >= t``)."""
+    """``n`` evenly spaced indices of ``t`` frames, first and last included (all when ``n <= 0`` or ``n >= t``);
+    also the mini recon stage's choice of context views (:func:`vist3a.train.mini_recon.context_views`)."""
     if t < 1:
         raise InputError("no frames to score")
     if n <= 0 or n >= t:
         return list(range(t))
-    return sorted({round(i * (t - 1) / (n - 1)) for i in range(n)}) if n > 1 else [0]
+    return sorted({int(round(x)) for x in torch.linspace(0, t - 1, n).tolist()})
 
 
 def multiview_consistency(

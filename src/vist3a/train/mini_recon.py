@@ -46,6 +46,7 @@ import torch
 import torch.nn.functional as F
 
 from vist3a.errors import FormatError, InputError
+from vist3a.eval.consistency import frame_indices
 from vist3a.eval.metrics import psnr, ssim
 from vist3a.gaussians.cameras import Cameras
 from vist3a.gaussians.render import render
@@ -79,7 +80,7 @@ def context_views(views: int, context: int) -> list[int]:
     """``context`` evenly spaced view indices of ``views`` (the first and last included when ``context > 1``)."""
     if not 1 <= context <= views:
         raise InputError(f"need 1 <= context views <= views, got {context} of {views}")
-    return sorted({int(round(x)) for x in torch.linspace(0, views - 1, context).tolist()})
+    return frame_indices(views, context)
 
 
 def normalise_clip(c2w: torch.Tensor, depth: torch.Tensor, ctx: list[int]) -> tuple[torch.Tensor, torch.Tensor, float]:
