@@ -76,7 +76,9 @@ def main(argv=None) -> int:
     p.add_argument("--stitched", default="src/vist3a/assets/mini/stitched-mini")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", required=True, help="result JSON")
-    p.add_argument("--png", default=None, help="depth panel: rows GT, (a), (b), (c) for 4 frames of each scene")
+    p.add_argument(
+        "--png", default=None, help="depth panel: rows GT, (a), (b), (c) for 4 frames of each scene"
+    )
     a = p.parse_args(argv)
 
     sys.path.insert(0, str(Path(__file__).parent))
@@ -126,11 +128,19 @@ def main(argv=None) -> int:
             "far": sum(s["far"] for s in result[r]) / len(result[r]),
             "edge": sum(s["edge"] for s in result[r]) / len(result[r]),
             "interior": sum(s["interior"] for s in result[r]) / len(result[r]),
-            "per_frame": [sum(s["per_frame"][t] for s in result[r]) / len(result[r]) for t in range(len(ctx))],
+            "per_frame": [
+                sum(s["per_frame"][t] for s in result[r]) / len(result[r]) for t in range(len(ctx))
+            ],
         }
         for r in ROWS
     }
-    out = {"stitched": a.stitched, "scenes": cfg.scenes, "context_views": ctx, "summary": summary, "per_scene": result}
+    out = {
+        "stitched": a.stitched,
+        "scenes": cfg.scenes,
+        "context_views": ctx,
+        "summary": summary,
+        "per_scene": result,
+    }
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(a.out).with_suffix(".tmp")
     tmp.write_text(json.dumps(out, indent=1))

@@ -330,3 +330,34 @@ def test_score_prediction_oracle_geometry_and_renders():
     bad[2, :3, :3] = bad[2, :3, :3] @ _rot_z(12.0)
     e = score_prediction(Prediction(g, bad, clip.depth[ctx] * 3.0), clip, cfg)
     assert e["rot_deg"] == pytest.approx(12.0 / (len(ctx) - 1), abs=0.05)
+
+
+def _depth_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "mini_claim_depth.py"
+    spec = importlib.util.spec_from_file_location("mini_claim_depth_script", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_depth_breakdown_scale_alignment_regions_and_edges():
+    """The per-region depth breakdown: a prediction off by a global scale scores 0 everywhere (the claim
+    table's mean-depth alignment); a step edge is found at its column; an error put only on the near half
+    shows up in ``near`` and not in ``far``."""
+    mod = _depth_script()
+    gt = torch.full((2, 8, 10), 2.0)
+    gt[:, :, 5:] = 4.0  # a depth step between columns 4 and 5
+    exact = mod.breakdown(3.0 * gt, gt)
+    assert exact["absrel"] == pytest.approx(0.0, abs=1e-6) and exact["edge"] == pytest.approx(0.0, abs=1e-6)
+    edge = mod.edge_mask(gt, radius=1)
+    assert edge[0, 0].tolist() == [False] * 3 + [True] * 4 + [False] * 3
+    pred = gt.clone()
+    pred[:, :, :5] *= 1.5  # only the near half is wrong; the alignment scale k spreads some error to far
+    out = mod.breakdown(pred, gt)
+    k = gt.mean() / pred.mean()  # 3 / 3.5
+    assert out["near"] == pytest.approx(float((1.5 * k - 1).abs()), rel=1e-5)
+    assert out["far"] == pytest.approx(float((k - 1).abs()), rel=1e-5)
+    assert out["per_frame"] == pytest.approx([out["absrel"]] * 2)

@@ -114,3 +114,17 @@ def test_custom_weights_and_shape_errors():
         distillation_loss(bad, t)
     with pytest.raises(InputError, match="B, V, H, W, 1"):
         depth_gradient_loss(torch.zeros(2, 3), torch.zeros(2, 3))
+
+
+def test_weight_overrides():
+    """`stitch train --loss-weight TERM=VALUE`: named terms change, the rest keep the paper's defaults; a
+    zeroed term contributes nothing; unknown terms and bad values are one clear error each."""
+    w = DistillWeights().with_overrides(["depth_grad=0.05", " scales = 2"])
+    assert (w.depth_grad, w.scales, w.means) == (0.05, 2.0, DistillWeights().means)
+    t = _targets()
+    off = DistillWeights().with_overrides(["means=0"])
+    assert float(distillation_loss(_shifted(t, "means", 1.0), t, off)["means"]) == 0.0
+    for bad, msg in (("depth", "TERM=VALUE"), ("colour=1", "TERM=VALUE"), ("depth=x", "not a number"),
+                     ("depth=nan", "finite"), ("depth=-2", ">= 0")):  # fmt: skip
+        with pytest.raises(InputError, match=msg):
+            DistillWeights().with_overrides([bad])

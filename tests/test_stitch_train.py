@@ -210,10 +210,11 @@ def test_cli_train_on_procedural_world_then_convert(tmp_path, capsys):
     argv = ["stitch", "train", "--video", "wan-mini", "--recon", "anysplat-mini", *_tiny_sets(),
             "--recon-resolution", "56", "--resolution", "64", "--init", str(init), "--world", "2",
             "--out", str(out), "--steps", "2", "--frames", "1", "--lora", "r2,a4", "--warmup", "1",
-            "--ckpt-every", "1", "--workers", "0", "--device", "cpu"]  # fmt: skip
+            "--ckpt-every", "1", "--workers", "0", "--device", "cpu", "--loss-weight", "depth_grad=0.05"]  # fmt: skip
     assert main(argv) == 0, capsys.readouterr().err
     assert "trained 2 steps" in capsys.readouterr().out
     doc = json.loads((out / "stitched.json").read_text())
+    assert doc["train"]["weights"]["depth_grad"] == 0.05 and doc["train"]["weights"]["scales"] == 10.0
     assert doc["recon"] == "anysplat-mini" and doc["decoder"]["layer"] == "enc_blocks_1"
     assert doc["decoder"]["image_size"] == 56 and doc["recon_overrides"]["embed_dim"] == 48
     assert sorted(p.name for p in (out / "checkpoints").glob("step_*.pt")) == ["step_00000001.pt", "step_00000002.pt"]
@@ -243,6 +244,10 @@ def test_cli_train_input_errors(tmp_path, capsys):
     assert "1+4k" in capsys.readouterr().err
     assert main([*base, "--lora", "q5"]) == 1
     assert "LoRA config chunk" in capsys.readouterr().err
+    assert main([*base, "--loss-weight", "depht=1"]) == 1
+    assert "--loss-weight expects TERM=VALUE" in capsys.readouterr().err
+    assert main([*base, "--loss-weight", "depth=-1"]) == 1
+    assert "finite number >= 0" in capsys.readouterr().err
 
 
 @pytest.mark.gpu

@@ -449,6 +449,10 @@ def _register_train(steps: argparse._SubParsersAction) -> None:
     p.add_argument("--no-grad-checkpointing", action="store_true", help="keep activations (more memory)")
     p.add_argument("--official-quirk", action="store_true", help="official depth-gradient axes (frames, rows)")
     p.add_argument(
+        "--loss-weight", action="append", default=[], metavar="TERM=VALUE",
+        help="override one distillation weight (repeatable), e.g. depth_grad=0.05; defaults: the paper's",
+    )  # fmt: skip
+    p.add_argument(
         "--official-compat", action="store_true", help="re-add the DINO position embedding at the stitch (official)"
     )
     p.add_argument("--workers", type=int, default=2, help="DataLoader workers per process")
@@ -601,16 +605,18 @@ def _load_conv(student: Any, state: dict[str, torch.Tensor]) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from vist3a.stitching.distill import DistillWeights
     from vist3a.stitching.lora import parse_lora_config
     from vist3a.stitching.train import TrainConfig, parse_frames, prepare_models, train_stitched
     from vist3a.train import distributed
 
     frames = parse_frames(args.frames)
+    weights = DistillWeights().with_overrides(getattr(args, "loss_weight", []) or [])
     config = TrainConfig(
         out=args.out, steps=args.steps, lr=args.lr, weight_decay=args.weight_decay, warmup=args.warmup,
         batch=args.batch, frames=frames, ckpt_every=args.ckpt_every, keep=args.keep, seed=args.seed, minutes=args.minutes,
         bf16=not args.no_bf16, grad_checkpointing=not args.no_grad_checkpointing,
-        official_quirk=args.official_quirk, num_workers=args.workers, wandb_project=args.wandb,
+        official_quirk=args.official_quirk, num_workers=args.workers, wandb_project=args.wandb, weights=weights,
     )  # fmt: skip
     config.check()
     parse_lora_config(args.lora)  # fail before loading anything

@@ -13,7 +13,8 @@ the gradients along the image axes H and W, as intended.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import math
+from dataclasses import dataclass, fields, replace
 
 import torch
 import torch.nn.functional as F
@@ -55,6 +56,23 @@ class DistillWeights:
     extrinsic: float = 1.0
     intrinsic: float = 1.0
     pose_enc: float = 1.0
+
+    def with_overrides(self, items: list[str] | tuple[str, ...]) -> DistillWeights:
+        """A copy with ``TERM=VALUE`` items applied (``stitch train --loss-weight depth_grad=0.05``)."""
+        new: dict[str, float] = {}
+        for item in items:
+            key, sep, value = item.partition("=")
+            key = key.strip()
+            if not sep or key not in TERMS:
+                raise InputError(f"--loss-weight expects TERM=VALUE with TERM one of {', '.join(TERMS)}; got {item!r}")
+            try:
+                v = float(value)
+            except ValueError:
+                raise InputError(f"--loss-weight {key}: {value!r} is not a number") from None
+            if not math.isfinite(v) or v < 0:
+                raise InputError(f"--loss-weight {key}: must be a finite number >= 0, got {value}")
+            new[key] = v
+        return replace(self, **new)
 
 
 @dataclass
