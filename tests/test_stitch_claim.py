@@ -226,12 +226,13 @@ def test_run_claim_rejects_bad_frames():
         )
 
 
-def _script():
+def _script(name: str = "mini_claim"):
+    """A benchmarks/ script loaded as a module."""
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "mini_claim.py"
-    spec = importlib.util.spec_from_file_location("mini_claim_script", path)
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"{name}_script", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -332,22 +333,11 @@ def test_score_prediction_oracle_geometry_and_renders():
     assert e["rot_deg"] == pytest.approx(12.0 / (len(ctx) - 1), abs=0.05)
 
 
-def _depth_script():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "mini_claim_depth.py"
-    spec = importlib.util.spec_from_file_location("mini_claim_depth_script", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_depth_breakdown_scale_alignment_regions_and_edges():
     """The per-region depth breakdown: a prediction off by a global scale scores 0 everywhere (the claim
     table's mean-depth alignment); a step edge is found at its column; an error put only on the near half
     shows up in ``near`` and not in ``far``."""
-    mod = _depth_script()
+    mod = _script("mini_claim_depth")
     gt = torch.full((2, 8, 10), 2.0)
     gt[:, :, 5:] = 4.0  # a depth step between columns 4 and 5
     exact = mod.breakdown(3.0 * gt, gt)
