@@ -15,6 +15,8 @@
 #   PHASE=3  nothing new to carry: align resumed || stitch train on the phase-2 recon (if its eval beats the
 #            shipped one); then benchmarks/bench_align_mini.py before/after (16 held-out captions, 8 steps) and
 #            the claim table on 16 scenes, and pack the candidates
+# Ran in session 6 (2026-12-03): PHASE=1 and PHASE=2; PHASE=3 did not fit the device time left (results and
+# what to run next: docs/mini.md, "Device runs of 2026-12-03").
 # Each phase ends within ~9 minutes (BUDGET seconds, default 540). Every command line was smoke-run on the CPU
 # with tiny sizes on 2026-12-03 (recon --init shipped + --resume, search, stitch train, align with the text cache,
 # bench_align_mini before/after, mini_claim with LPIPS absent).
