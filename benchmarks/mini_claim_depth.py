@@ -29,10 +29,17 @@ import torch
 ROWS = ("anysplat", "two_stage", "stitched")
 
 
-def absrel_map(pred: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Scale-aligned ``|k·pred - gt| / gt`` per pixel ``[N,H,W]`` and the valid mask (``gt > 0``)."""
+def absrel_map(
+    pred: torch.Tensor, gt: torch.Tensor, align: str = "mean"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scale-aligned ``|k·pred - gt| / gt`` per pixel ``[N,H,W]`` and the valid mask (``gt > 0``).
+
+    ``align="mean"``: ``k`` matches the means (the claim table's alignment); ``"median"``: the medians — robust
+    when a few far pixels (a floor running to the horizon) dominate the mean.
+    """
     valid = gt > 0
-    k = gt[valid].double().mean() / pred[valid].double().mean()
+    stat = torch.mean if align == "mean" else torch.median
+    k = stat(gt[valid].double()) / stat(pred[valid].double())
     err = ((pred.double() * k - gt.double()).abs() / gt.double().clamp_min(1e-6)).float()
     return err, valid
 
@@ -51,9 +58,9 @@ def edge_mask(gt: torch.Tensor, jump: float = 0.05, radius: int = 2) -> torch.Te
     return torch.nn.functional.max_pool2d(e[:, None].float(), k, stride=1, padding=radius)[:, 0] > 0
 
 
-def breakdown(pred: torch.Tensor, gt: torch.Tensor) -> dict[str, list[float] | float]:
+def breakdown(pred: torch.Tensor, gt: torch.Tensor, align: str = "mean") -> dict[str, list[float] | float]:
     """AbsRel overall, per frame, near / far (split at the median GT depth), at depth edges / elsewhere."""
-    err, valid = absrel_map(pred, gt)
+    err, valid = absrel_map(pred, gt, align)
     med = gt[valid].median()
     near, far = valid & (gt <= med), valid & (gt > med)
     edge = valid & edge_mask(gt)
@@ -75,6 +82,7 @@ def main(argv=None) -> int:
     p.add_argument("--recon-weights", default="src/vist3a/assets/mini/anysplat-mini")
     p.add_argument("--stitched", default="src/vist3a/assets/mini/stitched-mini")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--align", choices=("mean", "median"), default="mean", help="depth scale alignment (mean)")
     p.add_argument("--out", required=True, help="result JSON")
     p.add_argument(
         "--png", default=None, help="depth panel: rows GT, (a), (b), (c) for 4 frames of each scene"
@@ -112,7 +120,7 @@ def main(argv=None) -> int:
         }
         gt = clip.depth[ctx].cpu()
         for r in ROWS:
-            result[r].append({"scene": i, **breakdown(preds[r], gt)})
+            result[r].append({"scene": i, **breakdown(preds[r], gt, a.align)})
         print(f"scene {i}: " + ", ".join(f"{r} {result[r][-1]['absrel']:.3f}" for r in ROWS), flush=True)
         if a.png:
             frames = [0, 1, 2, 4]  # frame 0 and 4 sit on latent frames, 1 and 2 between them
@@ -136,6 +144,7 @@ def main(argv=None) -> int:
     }
     out = {
         "stitched": a.stitched,
+        "align": a.align,
         "scenes": cfg.scenes,
         "context_views": ctx,
         "summary": summary,

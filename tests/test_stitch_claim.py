@@ -318,7 +318,20 @@ def test_score_prediction_oracle_geometry_and_renders():
     pred = Prediction(g, c2w, clip.depth[ctx] * 3.0)
     s = score_prediction(pred, clip, cfg)
     assert s["depth_absrel"] == pytest.approx(0.0, abs=1e-6)
+    assert s["depth_absrel_median"] == pytest.approx(0.0, abs=1e-6)
     assert s["depth_absrel_raw"] == pytest.approx(2.0, rel=1e-5)
+    # a far tail (2 % of the pixels, 50x farther) that the prediction misses: mean scaling is thrown off by
+    # it, median scaling is not (its error is only the tail's own: about 0.02 x 0.98)
+    from dataclasses import replace
+
+    gt_all = clip.depth.clone()
+    d = gt_all[ctx]
+    far = d >= d[d > 0].quantile(0.98)
+    d[far] *= 50.0
+    gt_all[ctx] = d
+    t_s = score_prediction(pred, replace(clip, depth=gt_all), cfg)
+    assert t_s["depth_absrel_median"] == pytest.approx(float(far.sum() / (d > 0).sum()) * 0.98, rel=0.05)
+    assert t_s["depth_absrel"] > 5 * t_s["depth_absrel_median"]
     assert s["rot_deg"] < 0.05 and s["center_err"] < 1e-4 and s["center_dir_deg"] < 0.05
     assert s["psnr"] > 20 and s["lpips"] is None
     # control: the same Gaussians with shuffled colours render far worse at the same cameras
@@ -351,3 +364,17 @@ def test_depth_breakdown_scale_alignment_regions_and_edges():
     assert out["near"] == pytest.approx(float((1.5 * k - 1).abs()), rel=1e-5)
     assert out["far"] == pytest.approx(float((k - 1).abs()), rel=1e-5)
     assert out["per_frame"] == pytest.approx([out["absrel"]] * 2)
+
+
+def test_depth_breakdown_median_alignment_ignores_a_far_tail():
+    """With a few horizon pixels 1000x farther, mean alignment mis-scales a prediction that is exact up to
+    scale everywhere but there; median alignment scores the rest 0."""
+    mod = _script("mini_claim_depth")
+    gt = torch.ones(1, 10, 10)
+    gt[0, 0, :2] = 1000.0
+    pred = 2.0 * gt
+    pred[0, 0, :2] = 2.0  # the prediction saturates at the horizon
+    err_med, valid = mod.absrel_map(pred, gt, "median")
+    assert float(err_med[0, 1:].max()) == pytest.approx(0.0, abs=1e-6)
+    err_mean, _ = mod.absrel_map(pred, gt, "mean")
+    assert float(err_mean[0, 1:].mean()) > 10.0  # k set by the tail: the near pixels are blown up
