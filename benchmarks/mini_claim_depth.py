@@ -92,7 +92,7 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(Path(__file__).parent))
     from mini_claim import load_recon, load_stitched, load_video  # the claim table's own loaders
 
-    from vist3a.errors import InputError
+    from vist3a.errors import Vist3aError
     from vist3a.eval.stitch_claim import ClaimConfig, ClaimModels, context_split, render_clip, resize_frames
 
     dev = torch.device(a.device)
@@ -100,7 +100,7 @@ def main(argv=None) -> int:
         recon = load_recon(a.recon_weights, dev)
         video = load_video(a.video_weights, dev)
         stitched = load_stitched(a.stitched, recon, dev)
-    except (InputError, FileNotFoundError) as exc:
+    except (Vist3aError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     models = ClaimModels(recon, video, stitched)
