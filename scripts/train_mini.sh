@@ -10,8 +10,10 @@
 #   (branch weights-s3); only the VAE ships.
 #   session 4 (2026-12-02): scripts/device/mini_s4_call.sh PHASE=1..3 -> the shipped set (docs/mini.md).
 #   session 5 (2026-12-03): no device time; CPU claim table, guidance sweep, CPU alignment cost (199 s/step).
-# Next session: scripts/device/mini_s6_call.sh PHASE=1..3 (recon continued from the shipped one || re-stitch 500
-# steps; alignment of the shipped DiT with a carried text cache; before/after + claim table on 16 scenes).
+#   session 6 (2026-12-03): scripts/device/mini_s6_call.sh PHASE=1-2 (recon continued, 415-step re-stitch, 316
+#   alignment steps) and mini_s6_claim16.sh (claim table on 16 scenes); nothing new shipped (docs/mini.md).
+# Next session: scripts/device/mini_s7_call.sh PHASE=1..3 (recon continued || re-stitch with depth_grad 0.05;
+# alignment resumed across two calls; re-stitch on the new recon; claim tables; candidates packed).
 # The blocks below are the generic recipe (session 3's plan), kept as the reference commands.
 set -euo pipefail
 source scripts/device/mini_setup.sh

@@ -21,36 +21,9 @@ set -uo pipefail
 source scripts/device/mini_setup.sh
 R=runs/mini; mkdir -p $R; t0=$(date +%s); B=${BUDGET:-540}; DG=${DG:-0.05}
 A=src/vist3a/assets/mini
-left() { python3 -c "print(round(max(0.5, ($B - $1 - ($(date +%s) - $t0)) / 60), 2))"; }
-last() { tail -c 600 $1 | tr '\r' '\n' | grep -v '^\s*$' | tail -2; }
-recon() {  # session 4's recipe A (8 views, 5 context, camera weight 5), continued from the shipped weights
-  python3 -m vist3a world train-mini --stage recon --init shipped --out $R/recon --steps ${RECON_STEPS:-3000} \
-    --batch 8 --frames 8 --context 5 --size 224 --lr 2e-4 --warmup 50 --train-scenes 2000 --eval-scenes 16 \
-    --eval-every 250 --ckpt-every 250 --set cache=1 --set w_camera=5 "$@"
-}
-stitch() {  # stitch NAME RECON_DIR MINUTES: world set + layer search (~60 s) + LoRA r16 self-distillation
-  local name=$1 rw=$2 mins=$3
-  [ -d $R/world_dl3dv ] || python3 -m vist3a world make --layout dl3dv --scenes 200 --frames 13 --size 256 \
-    --seed 11 --out $R/world_dl3dv --workers 12 > $R/world.log 2>&1
-  local V="--video wan-mini --video-weights $A/wan-mini --recon anysplat-mini --recon-weights $rw"
-  python3 -m vist3a stitch search $V --dataset dl3dv:$R/world_dl3dv --spec conv3d_k5x3x3_o192_s1x2x2_p2x1x1 \
-    --out $R/search_$name --clips 150 --val-clips 50 --frames 13 --batch-size 8 > $R/search_$name.log 2>&1
-  python3 -m vist3a stitch train $V --init $R/search_$name --world 20000 --world-seed 3 --frames 13 --batch 4 \
-    --steps ${STITCH_STEPS:-600} --lora r16,a16,d0.0,f0 --lr 3e-4 --warmup 50 --ckpt-every 100 --minutes $mins \
-    --loss-weight depth_grad=$DG --out $R/stitch_$name > $R/stitch_$name.log 2>&1
-}
-claim() {  # claim NAME RECON_DIR STITCHED_DIR
-  python3 benchmarks/mini_claim.py --video-weights $A/wan-mini --recon-weights $2 --stitched-weights $3 \
-    --scenes 16 --alphas 0,0.1,0.3 --no-lpips --device cuda --out $R/claim16_$1.json --md $R/claim16_$1.md \
-    > $R/claim16_$1.log 2>&1
-}
-ALIGN="python3 -m vist3a align --model mini --world 256 --out $R/align --steps 5000 --min-steps 8 --max-steps 16
-  --drtune-k 2 --cfg 2.5 4 --reward-views 2 --lr 1e-4 --ckpt-every 50 --device cuda
-  --text-cache .carry/text_cache.safetensors --resume"
-if [ "${PHASE:-1}" != 1 ] && ! python3 -c "import diffusers, gsplat" 2>/dev/null; then
-  echo "a fresh machine: phase 1's wheels (and runs/) are gone; carry .whl with this call, and rerun phase 1 first"
-  exit 3
-fi
+source scripts/device/mini_recipes.sh
+STITCH_EXTRA="--loss-weight depth_grad=$DG"
+warm_or_phase1
 case ${PHASE:-1} in
 1)
   build_gsplat

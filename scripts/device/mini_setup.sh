@@ -1,5 +1,10 @@
 # Sourced at the start of every mini-model device piece (issues 9/10): wheels, PYTHONPATH, gsplat build cache.
 #   source scripts/device/mini_setup.sh
+# a GPU run: on a machine without one these pieces would start hours of CPU training (ALLOW_CPU=1 to force)
+if ! command -v nvidia-smi > /dev/null && [ "${ALLOW_CPU:-0}" != 1 ]; then
+  echo "no NVIDIA GPU here: the scripts/device pieces are for the device machine (ALLOW_CPU=1 forces a CPU run)"
+  exit 4
+fi
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0
 mkdir -p "${OUT:=/tmp/out}"
 # WHL: the carried wheel folder (.whl with gsplat; .whl_lite without it, when the carry limit is tight)
@@ -8,7 +13,7 @@ if [ -d "$WHL" ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$WHL"/*.whl || exit 1
 fi
 export PYTHONPATH=/tmp/site:$PWD/src:$PWD/.minilm
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 build_gsplat() {  # gsplat JIT-compiles its CUDA extension on first use (~100 s on a fresh machine)
   python3 -c 'import gsplat; from gsplat.cuda._backend import _C; assert _C is not None; print("gsplat", gsplat.__version__, "ready")'
 }
