@@ -37,9 +37,10 @@ def absrel_map(
     ``align="mean"``: ``k`` matches the means (the claim table's alignment); ``"median"``: the medians — robust
     when a few far pixels (a floor running to the horizon) dominate the mean.
     """
+    from vist3a.eval.stitch_claim import depth_scale  # the claim table's alignment
+
     valid = gt > 0
-    stat = torch.mean if align == "mean" else torch.median
-    k = stat(gt[valid].double()) / stat(pred[valid].double())
+    k = depth_scale(pred, gt, align)
     err = ((pred.double() * k - gt.double()).abs() / gt.double().clamp_min(1e-6)).float()
     return err, valid
 
@@ -93,7 +94,14 @@ def main(argv=None) -> int:
     from mini_claim import load_recon, load_stitched, load_video  # the claim table's own loaders
 
     from vist3a.errors import Vist3aError
-    from vist3a.eval.stitch_claim import ClaimConfig, ClaimModels, context_split, render_clip, resize_frames
+    from vist3a.eval.stitch_claim import (
+        ClaimConfig,
+        ClaimModels,
+        context_split,
+        depth_scale,
+        render_clip,
+        resize_frames,
+    )
 
     dev = torch.device(a.device)
     try:
@@ -127,18 +135,13 @@ def main(argv=None) -> int:
             rows = [gt] + [preds[r] for r in ROWS]
             lo, hi = float(gt[gt > 0].min()), float(gt.max())
             for d in rows:
-                k = float(gt[gt > 0].double().mean() / d[gt > 0].double().mean())
+                k = depth_scale(d, gt)
                 panels.append(torch.cat([((d[f] * k - lo) / (hi - lo)).clamp(0, 1) for f in frames], dim=1))
+    n = cfg.scenes
     summary = {
         r: {
-            "absrel": sum(s["absrel"] for s in result[r]) / len(result[r]),
-            "near": sum(s["near"] for s in result[r]) / len(result[r]),
-            "far": sum(s["far"] for s in result[r]) / len(result[r]),
-            "edge": sum(s["edge"] for s in result[r]) / len(result[r]),
-            "interior": sum(s["interior"] for s in result[r]) / len(result[r]),
-            "per_frame": [
-                sum(s["per_frame"][t] for s in result[r]) / len(result[r]) for t in range(len(ctx))
-            ],
+            **{m: sum(s[m] for s in result[r]) / n for m in ("absrel", "near", "far", "edge", "interior")},
+            "per_frame": [sum(s["per_frame"][t] for s in result[r]) / n for t in range(len(ctx))],
         }
         for r in ROWS
     }

@@ -611,7 +611,7 @@ def run_train(args: argparse.Namespace) -> int:
     from vist3a.train import distributed
 
     frames = parse_frames(args.frames)
-    weights = DistillWeights().with_overrides(getattr(args, "loss_weight", []) or [])
+    weights = DistillWeights().with_overrides(args.loss_weight)
     config = TrainConfig(
         out=args.out, steps=args.steps, lr=args.lr, weight_decay=args.weight_decay, warmup=args.warmup,
         batch=args.batch, frames=frames, ckpt_every=args.ckpt_every, keep=args.keep, seed=args.seed, minutes=args.minutes,

@@ -253,6 +253,19 @@ def depth_absrel(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor | Non
     return float(((p - g).abs() / g).mean())
 
 
+def depth_scale(pred: torch.Tensor, gt: torch.Tensor, how: str = "mean") -> float:
+    """``k`` with ``stat(k·pred) = stat(gt)`` over the ground truth's non-sky pixels; ``stat`` = mean or median.
+
+    NaN when the prediction's statistic is not positive (the alignment is undefined).
+    """
+    if how not in ("mean", "median"):
+        raise InputError(f"depth scale alignment must be 'mean' or 'median', got {how!r}")
+    valid = gt > 0
+    stat = torch.mean if how == "mean" else torch.median
+    p = float(stat(pred[valid].double()))
+    return float(stat(gt[valid].double())) / p if p > 0 else math.nan
+
+
 def latent_norm(z: torch.Tensor, norm: str = "rms") -> torch.Tensor:
     """Per-sample norm ``[B,1,...,1]`` of a latent ``[B,...]``: RMS or Frobenius (``"l2"``)."""
     if norm not in NOISE_NORMS:
@@ -364,14 +377,12 @@ def score_prediction(
         raise InputError(
             f"predicted depth {list(pd.shape)} does not match the ground truth {list(gt_d.shape)}"
         )
-    valid = gt_d > 0
-    mean_pred = float(pd[valid].double().mean())
-    k = float(gt_d[valid].double().mean()) / mean_pred if mean_pred > 0 else math.nan
+    k = depth_scale(pd, gt_d)
     if not math.isfinite(k) or k <= 0:
         log.warning(
             "scene %d: predicted depth has mean %.3g; depth/camera alignment is undefined",
             clip.index,
-            mean_pred,
+            float(pd[gt_d > 0].double().mean()),
         )
         out.update(
             dict.fromkeys(
@@ -381,10 +392,8 @@ def score_prediction(
         return out
     out["depth_absrel"] = depth_absrel(pd * k, gt_d)
     # median scaling as well: a floor running to the horizon makes the mean a statistic of a few far pixels
-    med_pred = float(pd[valid].double().median())
-    out["depth_absrel_median"] = (
-        depth_absrel(pd * (float(gt_d[valid].double().median()) / med_pred), gt_d) if med_pred > 0 else None
-    )
+    k_med = depth_scale(pd, gt_d, "median")
+    out["depth_absrel_median"] = depth_absrel(pd * k_med, gt_d) if math.isfinite(k_med) else None
     out["depth_absrel_raw"] = depth_absrel(pd, gt_d)
     out.update(camera_errors(relative_to_first(pred.c2w.cpu(), k), clip.c2w[ctx].double()))
     return out
