@@ -117,3 +117,24 @@ def test_cli_set_options_are_checked(tmp_path, capsys):
     assert main([*base, "--stage", "vae", "--set", "w_camera=2"]) == 1
     assert main([*base, "--stage", "recon", "--set", "w_dpeth=1"]) == 1
     assert "unknown recon option" in capsys.readouterr().err
+
+
+def test_geometry_only_steps_skip_rendering(tmp_path, monkeypatch):
+    """w_render = w_mse = 0: no rasterisation at all, and the total is exactly the depth and camera terms."""
+    from vist3a.train import mini_recon
+
+    t = task(tmp_path, w_render=0.0, w_mse=0.0, w_depth=0.5, w_camera=2.0)
+
+    def no_render(*a, **k):
+        raise AssertionError("rendered in a geometry-only step")
+
+    monkeypatch.setattr(mini_recon, "render", no_render)
+    terms = t.loss([0], 0, torch.autocast("cpu", enabled=False))
+    assert float(terms["l1"]) == 0 and float(terms["mse"]) == 0
+    torch.testing.assert_close(terms["total"], 0.5 * terms["depth_log"] + 2.0 * terms["camera"])
+    terms["total"].backward()  # the camera and depth heads get gradients, the Gaussian head none
+    enc = t.model.encoder
+    assert sum(p.grad.abs().sum() for p in enc.camera_head.parameters() if p.grad is not None) > 0
+    with_render = task(tmp_path / "r", w_depth=0.5, w_camera=2.0)
+    monkeypatch.undo()
+    assert float(with_render.loss([0], 0, torch.autocast("cpu", enabled=False))["l1"]) > 0

@@ -24,6 +24,7 @@ from vist3a.eval.stitch_claim import (
     render_clip,
     rotation_error_deg,
     run_claim,
+    static_camera_errors,
 )
 from vist3a.gaussians.cameras import look_at
 from vist3a.stitching.stitched import StitchedDecoder
@@ -39,6 +40,11 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see conftest
 def _rot_z(deg: float) -> torch.Tensor:
     a = math.radians(deg)
     return torch.tensor([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0], [0.0, 0.0, 1.0]])
+
+
+def _rot_x(deg: float) -> torch.Tensor:
+    a = math.radians(deg)
+    return torch.tensor([[1.0, 0.0, 0.0], [0.0, math.cos(a), -math.sin(a)], [0.0, math.sin(a), math.cos(a)]])
 
 
 def _cams(n: int = 4, seed: int = 0) -> torch.Tensor:
@@ -81,6 +87,28 @@ def test_camera_errors_zero_for_identical_and_known_offsets():
     e = camera_errors(pred, gt)
     assert e["center_dir_deg"] < 1e-3
     assert e["center_err"] == pytest.approx(float(gt[1:, :3, 3].norm(dim=-1).mean()), rel=1e-9)
+
+
+def test_static_camera_errors_are_the_views_offsets_from_view_0():
+    # views rotated 0, 20, 40, 60 degrees about z and moved 0, 1, 2, 3 along x, in a world where view 0 is not
+    # the identity: the static prediction errs by exactly those angles and distances
+    base = torch.eye(4, dtype=torch.float64)
+    base[:3, :3] = _rot_x(30.0).double()
+    base[:3, 3] = torch.tensor([0.5, -1.0, 2.0])
+    views = []
+    for i in range(4):
+        m = torch.eye(4, dtype=torch.float64)
+        m[:3, :3] = _rot_z(20.0 * i).double()
+        m[0, 3] = float(i)
+        views.append(base @ m)
+    e = static_camera_errors(torch.stack(views))
+    assert e["rot_deg"] == pytest.approx((20 + 40 + 60) / 3, abs=1e-6)
+    assert e["center_err"] == pytest.approx((1 + 2 + 3) / 3, abs=1e-9)
+    # the ground truth itself as the prediction: camera_errors of the static guess are these numbers
+    gt = relative_to_first(torch.stack(views))
+    assert camera_errors(torch.eye(4, dtype=torch.float64).expand(4, 4, 4), gt)["rot_deg"] == pytest.approx(40.0)
+    with pytest.raises(InputError, match="N >= 2"):
+        static_camera_errors(torch.eye(4)[None])
 
 
 def test_relative_to_first_undoes_a_similarity():
@@ -213,9 +241,12 @@ def test_run_claim_end_to_end_tiny(tmp_path):
         assert rob[row]["psnr"]["per_scene"][0] == pytest.approx(clean, rel=1e-5)
     vp = res["vae_psnr"]
     assert len(vp["per_scene"]) == 2 and math.isfinite(vp["mean"]) and vp["std"] >= 0
+    sc = res["static_camera"]
+    assert [s["scene"] for s in sc["per_scene"]] == [0, 1] and sc["rot_deg"]["mean"] >= 0
     md = res["markdown"]
     assert md == claim_markdown(res)
     assert "(c) stitched decoder on latent" in md and "n/a" in md and "| 0.2 |" in md
+    assert f"static camera (every context view predicted at view 0): rot. err {sc['rot_deg']['mean']:.2f}" in md
 
 
 def test_run_claim_rejects_bad_frames():

@@ -240,6 +240,21 @@ def camera_errors(pred_c2w: torch.Tensor, gt_c2w: torch.Tensor) -> dict[str, flo
     }
 
 
+def static_camera_errors(gt_c2w: torch.Tensor) -> dict[str, float]:
+    """The pose errors of a camera head that ignores its images: every view predicted at view 0.
+
+    A reference for :func:`camera_errors`: with ``gt_c2w [N,4,4]`` relative to view 0, the prediction
+    "identity everywhere" errs by each view's rotation angle and centre distance from view 0
+    (``center_dir_deg`` is undefined for a zero centre and left out). A head whose errors are not below
+    these has learned the mean pose only.
+    """
+    if gt_c2w.ndim != 3 or gt_c2w.shape[1:] != (4, 4) or gt_c2w.shape[0] < 2:
+        raise InputError(f"static_camera_errors: need [N,4,4] with N >= 2, got {list(gt_c2w.shape)}")
+    static = torch.eye(4, dtype=torch.float64).expand(gt_c2w.shape[0], 4, 4)
+    e = camera_errors(static, relative_to_first(gt_c2w))
+    return {"rot_deg": e["rot_deg"], "center_err": e["center_err"]}
+
+
 def depth_absrel(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor | None = None) -> float:
     """``mean(|pred − gt| / gt)`` over ``valid`` pixels (default: ``gt > 0``, i.e. non-sky)."""
     if pred.shape != gt.shape:
@@ -501,6 +516,7 @@ def run_claim(
         r: {m: [[] for _ in cfg.alphas] for m in ROBUST_METRICS} for r in ("two_stage", "stitched")
     }
     vae_psnr: list[float] = []
+    static: list[dict[str, float]] = []
     t0 = time.perf_counter()
     for i in tqdm(range(cfg.scenes), desc="claim scenes", unit="scene", disable=not progress):
         clip = clip_fn(i, cfg, dev)
@@ -508,6 +524,7 @@ def run_claim(
         z = models.encode(clip.video[ctx])
         decoded = models.decode(z, cfg.recon_size)
         vae_psnr.append(float(psnr(decoded, gt_ctx.to(decoded.device)).clamp(max=100.0).mean()))
+        static.append({"scene": clip.index, **static_camera_errors(clip.c2w[ctx].double())})
         rgb_c = decoded if cfg.stitched_rgb == "decoded" else gt_ctx
         preds = {
             "anysplat": models.reconstruct(gt_ctx),
@@ -555,6 +572,10 @@ def run_claim(
         "rows": rows,
         "vae_psnr": dict(zip(("mean", "std"), _summary(vae_psnr), strict=True), per_scene=vae_psnr),
         "robustness": rob,
+        "static_camera": {
+            m: dict(zip(("mean", "std"), _summary([s[m] for s in static]), strict=True)) for m in ("rot_deg", "center_err")
+        }
+        | {"per_scene": static},
         "lpips": lpips is not None,
         "seconds": seconds,
     }
@@ -601,6 +622,15 @@ def claim_markdown(result: dict[str, Any]) -> str:
         "median-scaled AbsRel aligns the medians instead: robust to a floor running to the horizon); "
         "centre error in units of the mean context depth.",
     ]
+    sc = result.get("static_camera")
+    if sc:  # older result files lack it
+        lines += [
+            "",
+            f"Reference, a static camera (every context view predicted at view 0): rot. err "
+            f"{_fmt(sc['rot_deg']['mean'], sc['rot_deg']['std'], 2)}°, centre err "
+            f"{_fmt(sc['center_err']['mean'], sc['center_err']['std'], 3)} — camera errors not below these "
+            "mean that the camera head has not learned to use the images.",
+        ]
     vp = result.get("vae_psnr")
     if vp and vp.get("mean") is not None:
         lines += [

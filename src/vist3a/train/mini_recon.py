@@ -305,12 +305,16 @@ class ReconTask:
         n = len(out.pose_enc_list)
         cam = sum(0.8 ** (n - 1 - i) * _pose_l1(p.float(), enc_gt) for i, p in enumerate(out.pose_enc_list))
         derr = depth_errors(out.depth[..., 0].float(), clip["depth"][:, self.ctx])
-        gaussians = out.gaussians if self.render_cameras == "pred" else self.gt_camera_gaussians(out, clip)
-        every = list(range(self.config.frames))
-        rgb = torch.stack([self._render(gaussians, clip, b, every) for b in range(len(indices))]).float()
-        gt = clip["images"]
-        terms = {"l1": (rgb - gt).abs().mean(), "mse": F.mse_loss(rgb, gt), "depth": derr["l1"],
-                 "depth_log": derr["log"], "camera": cam}  # fmt: skip
+        terms = {"depth": derr["l1"], "depth_log": derr["log"], "camera": cam}
+        if self.w["render"] or self.w["mse"]:
+            gaussians = out.gaussians if self.render_cameras == "pred" else self.gt_camera_gaussians(out, clip)
+            every = list(range(self.config.frames))
+            rgb = torch.stack([self._render(gaussians, clip, b, every) for b in range(len(indices))]).float()
+            gt = clip["images"]
+            terms |= {"l1": (rgb - gt).abs().mean(), "mse": F.mse_loss(rgb, gt)}
+        else:  # geometry-only steps (w_render = w_mse = 0): no rasterisation, several times cheaper
+            zero = cam * 0
+            terms |= {"l1": zero, "mse": zero}
         terms["total"] = (
             self.w["render"] * terms["l1"] + self.w["mse"] * terms["mse"]
             + self.w["depth"] * terms["depth_log" if self.depth_loss == "log" else "depth"]

@@ -1,0 +1,108 @@
+"""Can anysplat-mini's camera head learn to use its images? (issue 9: the camera columns of the claim table)
+
+The claim table shows the shipped camera head's rotation errors equal, scene by scene, those of a *static*
+camera (every view predicted at view 0; ``vist3a.eval.stitch_claim.static_camera_errors``): it has learned
+the mean pose. This trains the recon stage's geometry losses only (``w_render = w_mse = 0``: no
+rasterisation) on a few fixed world clips and reports, on those clips, the camera head's rotation error
+beside the static camera's. A head that can use the images drives its error below the static one on the
+clips it sees (one constant pose cannot fit several different trajectories); one that cannot stays on it.
+
+    python benchmarks/camera_overfit.py --scenes 4 --steps 300 --size 112 --out benchmarks/results/x.json
+    python benchmarks/camera_overfit.py --init shipped --size 224 ...   # from the shipped weights
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--scenes", type=int, default=4, help="fixed training clips (4)")
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--size", type=int, default=112)
+    p.add_argument("--frames", type=int, default=8)
+    p.add_argument("--context", type=int, default=5)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--w-camera", type=float, default=5.0)
+    p.add_argument("--w-depth", type=float, default=1.0)
+    p.add_argument("--init", choices=("none", "shipped"), default="none", help="random or the shipped weights")
+    p.add_argument("--every", type=int, default=25, help="measure every N steps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--out", type=Path, default=None, help="JSON of the measurements")
+    a = p.parse_args(argv)
+
+    from vist3a.eval.stitch_claim import static_camera_errors
+    from vist3a.io_utils import atomic_write_text
+    from vist3a.models.anysplat import anysplat_mini
+    from vist3a.train.mini_loop import MiniTrainConfig
+    from vist3a.train.mini_recon import ReconTask, pose_errors
+
+    torch.manual_seed(a.seed)
+    dev = torch.device(a.device)
+    model = anysplat_mini(device=dev, weights="shipped" if a.init == "shipped" else None).float()
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = MiniTrainConfig(out=Path(tmp), steps=a.steps, batch=a.batch, lr=a.lr, warmup=0, eval_every=0,
+                              eval_scenes=1, train_scenes=a.scenes, frames=a.frames, size=a.size, max_objects=3,
+                              seed=a.seed, ckpt_every=10**6,
+                              extra={"context": a.context, "w_render": 0.0, "w_mse": 0.0, "w_depth": a.w_depth,
+                                     "w_camera": a.w_camera})  # fmt: skip
+        task = ReconTask(model, cfg, dev)
+        clips = [task._clips(task.train_set, [i]) for i in range(a.scenes)]  # rendered once
+    memo = {i: c for i, c in enumerate(clips)}
+    task._clips = lambda ds, idx: {k: torch.cat([memo[i][k] for i in idx]) for k in memo[idx[0]]}  # type: ignore
+    static = [static_camera_errors(c["c2w"][0, task.ctx].double().cpu())["rot_deg"] for c in clips]
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.0)
+    g = torch.Generator().manual_seed(a.seed)
+    off = torch.autocast(dev.type, enabled=False)
+
+    @torch.no_grad()
+    def measure() -> list[float]:
+        model.eval()
+        errs = []
+        for c in clips:
+            out = model(c["images"][:, task.ctx], voxelize=False)
+            w2c = torch.linalg.inv(c["c2w"][0, task.ctx].double())
+            errs.append(pose_errors(out.pose_enc_list[-1][0].float(), w2c)["rot_deg"])
+        model.train()
+        return errs
+
+    log = [{"step": 0, "rot_deg": measure(), "loss": None}]
+    print(f"static camera rot err per clip: {[round(s, 2) for s in static]} (mean {statistics.fmean(static):.2f})")
+    print(f"step 0: rot err {[round(e, 2) for e in log[0]['rot_deg']]}", flush=True)
+    t0, losses = time.time(), []
+    for step in range(1, a.steps + 1):
+        idx = torch.randperm(a.scenes, generator=g)[: a.batch].tolist()
+        terms = task.loss(idx, step, off)
+        opt.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append({k: float(terms[k].detach()) for k in ("camera", "depth_log", "total")})
+        if step % a.every == 0 or step == a.steps:
+            recent = {k: statistics.fmean(x[k] for x in losses[-a.every:]) for k in losses[-1]}
+            log.append({"step": step, "rot_deg": measure(), "loss": recent})
+            e = log[-1]["rot_deg"]
+            print(f"step {step}: rot err {[round(x, 2) for x in e]} (mean {statistics.fmean(e):.2f}); "
+                  f"camera loss {recent['camera']:.4f}, depth log {recent['depth_log']:.4f}; "
+                  f"{(time.time() - t0) / step:.2f} s/step", flush=True)  # fmt: skip
+    res = {"args": {k: str(v) for k, v in vars(a).items()}, "static_rot_deg": static, "log": log,
+           "seconds_per_step": (time.time() - t0) / a.steps, "device": str(dev)}  # fmt: skip
+    if a.out:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(a.out, json.dumps(res, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
