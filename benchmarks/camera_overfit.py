@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--w-depth", type=float, default=1.0)
     p.add_argument("--init", choices=("none", "shipped"), default="none", help="random or the shipped weights")
     p.add_argument("--every", type=int, default=25, help="measure every N steps")
+    p.add_argument("--eval-scenes", type=int, default=0, help="also measure on N held-out clips (generalisation)")
+    p.add_argument("--measure", type=int, default=8, help="training clips measured (the first N)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", type=Path, default=None, help="JSON of the measurements")
@@ -53,32 +55,36 @@ def main(argv: list[str] | None = None) -> int:
     model = anysplat_mini(device=dev, weights="shipped" if a.init == "shipped" else None).float()
     with tempfile.TemporaryDirectory() as tmp:
         cfg = MiniTrainConfig(out=Path(tmp), steps=a.steps, batch=a.batch, lr=a.lr, warmup=0, eval_every=0,
-                              eval_scenes=1, train_scenes=a.scenes, frames=a.frames, size=a.size, max_objects=3,
+                              eval_scenes=max(1, a.eval_scenes), train_scenes=a.scenes, frames=a.frames, size=a.size, max_objects=3,
                               seed=a.seed, ckpt_every=10**6,
                               extra={"context": a.context, "w_render": 0.0, "w_mse": 0.0, "w_depth": a.w_depth,
                                      "w_camera": a.w_camera})  # fmt: skip
         task = ReconTask(model, cfg, dev)
-        clips = [task._clips(task.train_set, [i]) for i in range(a.scenes)]  # rendered once
-    memo = {i: c for i, c in enumerate(clips)}
+        memo = {i: task._clips(task.train_set, [i]) for i in range(a.scenes)}  # rendered once
+        held = [task._clips(task.eval_set, [i]) for i in range(a.eval_scenes)]
+    clips = [memo[i] for i in range(min(a.measure, a.scenes))]
     task._clips = lambda ds, idx: {k: torch.cat([memo[i][k] for i in idx]) for k in memo[idx[0]]}  # type: ignore
     static = [static_camera_errors(c["c2w"][0, task.ctx].double().cpu())["rot_deg"] for c in clips]
+    static_held = [static_camera_errors(c["c2w"][0, task.ctx].double().cpu())["rot_deg"] for c in held]
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.0)
     g = torch.Generator().manual_seed(a.seed)
     off = torch.autocast(dev.type, enabled=False)
 
     @torch.no_grad()
-    def measure() -> list[float]:
+    def measure(which: list[dict[str, torch.Tensor]] = clips) -> list[float]:
         model.eval()
         errs = []
-        for c in clips:
+        for c in which:
             out = model(c["images"][:, task.ctx], voxelize=False)
             w2c = torch.linalg.inv(c["c2w"][0, task.ctx].double())
             errs.append(pose_errors(out.pose_enc_list[-1][0].float(), w2c)["rot_deg"])
         model.train()
         return errs
 
-    log = [{"step": 0, "rot_deg": measure(), "loss": None}]
+    log = [{"step": 0, "rot_deg": measure(), "held_rot_deg": measure(held), "loss": None}]
     print(f"static camera rot err per clip: {[round(s, 2) for s in static]} (mean {statistics.fmean(static):.2f})")
+    if held:
+        print(f"held-out static camera rot err: mean {statistics.fmean(static_held):.2f}")
     print(f"step 0: rot err {[round(e, 2) for e in log[0]['rot_deg']]}", flush=True)
     t0, losses = time.time(), []
     for step in range(1, a.steps + 1):
@@ -91,12 +97,14 @@ def main(argv: list[str] | None = None) -> int:
         losses.append({k: float(terms[k].detach()) for k in ("camera", "depth_log", "total")})
         if step % a.every == 0 or step == a.steps:
             recent = {k: statistics.fmean(x[k] for x in losses[-a.every:]) for k in losses[-1]}
-            log.append({"step": step, "rot_deg": measure(), "loss": recent})
-            e = log[-1]["rot_deg"]
+            log.append({"step": step, "rot_deg": measure(), "held_rot_deg": measure(held), "loss": recent})
+            e, h = log[-1]["rot_deg"], log[-1]["held_rot_deg"]
             print(f"step {step}: rot err {[round(x, 2) for x in e]} (mean {statistics.fmean(e):.2f}); "
-                  f"camera loss {recent['camera']:.4f}, depth log {recent['depth_log']:.4f}; "
+                  + (f"held-out mean {statistics.fmean(h):.2f}; " if h else "")
+                  + f"camera loss {recent['camera']:.4f}, depth log {recent['depth_log']:.4f}; "
                   f"{(time.time() - t0) / step:.2f} s/step", flush=True)  # fmt: skip
-    res = {"args": {k: str(v) for k, v in vars(a).items()}, "static_rot_deg": static, "log": log,
+    res = {"args": {k: str(v) for k, v in vars(a).items()}, "static_rot_deg": static,
+           "held_static_rot_deg": static_held, "log": log,
            "seconds_per_step": (time.time() - t0) / a.steps, "device": str(dev)}  # fmt: skip
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)

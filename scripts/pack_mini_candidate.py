@@ -49,6 +49,7 @@ def copy_part(src: Path, dst: Path, cast: bool, skip: tuple[str, ...] = ()) -> N
     """Copy folder ``src`` to ``dst`` (replacing it atomically), safetensors in fp16 if ``cast``, ``skip`` left out."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; package data must be world-readable
     try:
         for f in sorted(src.rglob("*")):
             rel = f.relative_to(src)

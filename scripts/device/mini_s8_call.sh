@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Mini model, next device session (written 2026-12-03 at the end of session 7; plan: docs/mini.md, "Next device
+# session"). Session 7 showed that anysplat-mini's camera head predicts a static camera (its rotation errors
+# equal, scene by scene, those of "every view = view 0"), while on the CPU the same head learns cameras in a few
+# hundred geometry-only steps (benchmarks/camera_overfit.py). Geometry-only steps (w_render = w_mse = 0) skip
+# the rasteriser, so this session gives the camera head several thousand of them, then lets the rendering
+# loss repair the Gaussian head, then re-stitches on the result.
+#
+# One call per PHASE, back to back on one warm machine (runs/ and the installed wheels persist between calls;
+# carried paths do NOT: a call that needs the text cache must carry it again — session 7's PHASE=3 alignment
+# died on that). The machine goes back 30 s after a call ends: issue the next call at once.
+#
+#   PHASE=1  carry .whl (7.1 MB: gsplat's wheel without the GLM docs/tests, see docs/mini.md):
+#            recon --init shipped, geometry only (camera weight CAM, default 5), the whole GPU
+#   PHASE=2  carry .carry (text cache): recon resumed with the rendering loss on || align the shipped DiT
+#   PHASE=3  carry .carry: align resumed || stitch train on the new recon (depth_grad DG); claim table on 16
+#            scenes; pack the candidates (recon, stitched, aligned transformer/ + lora_ema/)
+# Each phase ends within BUDGET seconds (default 540; PHASE=3 BUDGET=470 if the start was slow).
+set -uo pipefail
+source scripts/device/mini_setup.sh
+R=runs/mini; mkdir -p $R; t0=$(date +%s); B=${BUDGET:-540}; DG=${DG:-0.05}; CAM=${CAM:-5}
+A=src/vist3a/assets/mini
+source scripts/device/mini_recipes.sh
+STITCH_EXTRA="--loss-weight depth_grad=$DG"
+GEO="--set w_render=0 --set w_mse=0 --set w_camera=$CAM"
+warm_or_phase1
+need_cache() { [ -f .carry/text_cache.safetensors ] || { echo "carry .carry/text_cache.safetensors"; exit 2; }; }
+case ${PHASE:-1} in
+1)
+  build_gsplat  # the stage's held-out evaluation renders
+  RECON_STEPS=20000 recon --minutes $(left 30) $GEO > $R/recon.1.log 2>&1
+  echo "== recon.1"; last $R/recon.1.log
+  pack p1 $R/recon/metrics.json $R/*.log
+  ;;
+2)
+  need_cache
+  $ALIGN --minutes $(left 40) > $R/align.2.log 2>&1 &
+  RECON_STEPS=20000 recon --resume --minutes $(left 40) --set w_camera=$CAM > $R/recon.2.log 2>&1
+  wait
+  for f in recon.2 align.2; do echo "== $f"; last $R/$f.log; done
+  pack p2 $R/recon/metrics.json $R/align/summary.json $R/*.log
+  ;;
+3)
+  need_cache
+  $ALIGN --minutes $(left 150) > $R/align.3.log 2>&1 &
+  stitch new $R/recon/anysplat_mini $(left 190)
+  claim new $R/recon/anysplat_mini $R/stitch_new
+  wait
+  for f in align.3 stitch_new claim16_new; do echo "== $f"; last $R/$f.log; done
+  sed -n 3,8p $R/claim16_new.md
+  C=$R/cand; mkdir -p $C/new/stitched-mini $C/aligned
+  cp -r $R/recon/anysplat_mini $C/new/anysplat-mini && cp $R/stitch_new/stitched.* $C/new/stitched-mini/
+  cp -r $R/align/wan_mini/transformer $R/align/lora_ema $C/aligned/
+  pack p3 $C $R/claim16_* $R/align/summary.json $R/recon/metrics.json $R/*.log
+  ;;
+esac
+echo "total $(( $(date +%s) - t0 )) s"
