@@ -54,6 +54,7 @@ def test_pack_casts_the_new_parts_to_fp16_and_keeps_the_rest(tmp_path):
     doc = json.loads((out / "stitched-mini" / "stitched.json").read_text())
     assert doc == {"video_weights": "shipped", "recon_weights": "shipped", "x": 1}
     assert not (out / "stitched-mini" / "checkpoints").exists()
+    assert (out / "stitched-mini").stat().st_mode & 0o777 == 0o755
     # parts not given come from the base byte for byte: the DiT's fp32 tensor stays fp32
     for rel in ("wan-mini/transformer/diffusion_pytorch_model.safetensors", "anysplat-mini/model.safetensors",
                 "wan-mini/video_model.json"):  # fmt: skip
