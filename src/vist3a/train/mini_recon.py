@@ -113,6 +113,14 @@ def _pose_l1(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     return t + q.mean() / 4 + fov
 
 
+def _identity_encoding(like: torch.Tensor) -> torch.Tensor:
+    """``like``'s pose encodings ``[..., 9]`` with every camera at the identity (field of view kept)."""
+    enc = like.clone()
+    enc[..., :3] = 0
+    enc[..., 3:7] = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=enc.dtype, device=enc.device)  # xyzw
+    return enc
+
+
 def depth_errors(pred: torch.Tensor, gt: torch.Tensor) -> dict[str, torch.Tensor]:
     """L1, log-L1 and AbsRel of predicted vs ground-truth depth on the non-sky pixels (``gt > 0``).
 
@@ -336,8 +344,11 @@ class ReconTask:
             w2c_gt = se3_inverse(clip["c2w"][0, self.ctx])
             enc_gt = extri_intri_to_pose_encoding(w2c_gt[:, :3], clip["K"][0, self.ctx], (s, s))
             pose = pose_errors(out.pose_enc_list[-1][0].float(), w2c_gt)
+            # the same error for a head that ignores its images (every view at view 0): the mean-pose level
+            static = pose_errors(_identity_encoding(enc_gt), w2c_gt)["rot_deg"]
             geo.append({"depth_absrel": float(derr["absrel"]), "depth_log": float(derr["log"]),
-                        "camera_l1": float(_pose_l1(out.pose_enc_list[-1][0].float(), enc_gt)), **pose})  # fmt: skip
+                        "camera_l1": float(_pose_l1(out.pose_enc_list[-1][0].float(), enc_gt)), **pose,
+                        "rot_deg_static": static})  # fmt: skip
         res = {"nvs_psnr": float(torch.cat(ps).mean()), "nvs_ssim": float(torch.cat(ss).mean())}
         for k in geo[0]:
             vals = [g[k] for g in geo if g[k] == g[k]]  # skip NaN (no camera motion)
