@@ -17,6 +17,8 @@
 #            lora_ema/ (session 6 forgot lora_ema), the new recon, both stitched folders — for the CPU
 #            evaluations here (bench_align_mini.py before/after, eval text-to-3d, mini_claim_depth.py)
 # Each phase ends within BUDGET seconds (default 540; give PHASE=3 BUDGET=480 if the start was slow).
+# Ran in session 7 (docs/mini.md): PHASE=3's alignment stopped at once — carried paths do not persist between
+# calls, so .carry was gone; mini_s8_call.sh checks for the cache and carries it (gzipped) in every call.
 set -uo pipefail
 source scripts/device/mini_setup.sh
 R=runs/mini; mkdir -p $R; t0=$(date +%s); B=${BUDGET:-540}; DG=${DG:-0.05}
