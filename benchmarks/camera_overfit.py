@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--every", type=int, default=25, help="measure every N steps")
     p.add_argument("--eval-scenes", type=int, default=0, help="also measure on N held-out clips (generalisation)")
     p.add_argument("--measure", type=int, default=8, help="training clips measured (the first N)")
+    p.add_argument("--layerscale", type=float, default=None,
+                   help="set the aggregator's frame/global LayerScale gammas to this value first (init 0.01)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", type=Path, default=None, help="JSON of the measurements")
@@ -53,6 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(a.seed)
     dev = torch.device(a.device)
     model = anysplat_mini(device=dev, weights="shipped" if a.init == "shipped" else None).float()
+    if a.layerscale is not None:  # how much the aggregator's attention may change the DINO tokens at the start
+        agg = model.encoder.aggregator
+        with torch.no_grad():
+            for blocks in (agg.frame_blocks, agg.global_blocks):
+                for blk in blocks:
+                    for ls in (blk.ls1, blk.ls2):
+                        ls.gamma.fill_(a.layerscale)
     with tempfile.TemporaryDirectory() as tmp:
         cfg = MiniTrainConfig(out=Path(tmp), steps=a.steps, batch=a.batch, lr=a.lr, warmup=0, eval_every=0,
                               eval_scenes=max(1, a.eval_scenes), train_scenes=a.scenes, frames=a.frames, size=a.size, max_objects=3,
