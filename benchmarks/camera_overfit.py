@@ -90,6 +90,15 @@ def main(argv: list[str] | None = None) -> int:
         model.train()
         return errs
 
+    def write(step: int) -> None:  # after every measurement: a run cut off by a time limit keeps what it measured
+        if a.out:
+            res = {"args": {k: str(v) for k, v in vars(a).items()}, "static_rot_deg": static,
+                   "held_static_rot_deg": static_held, "log": log, "steps_done": step,
+                   "seconds_per_step": (time.time() - t0) / max(step, 1), "device": str(dev)}  # fmt: skip
+            a.out.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(a.out, json.dumps(res, indent=1) + "\n")
+
+    t0 = time.time()
     log = [{"step": 0, "rot_deg": measure(), "held_rot_deg": measure(held), "loss": None}]
     print(f"static camera rot err per clip: {[round(s, 2) for s in static]} (mean {statistics.fmean(static):.2f})")
     if held:
@@ -112,12 +121,8 @@ def main(argv: list[str] | None = None) -> int:
                   + (f"held-out mean {statistics.fmean(h):.2f}; " if h else "")
                   + f"camera loss {recent['camera']:.4f}, depth log {recent['depth_log']:.4f}; "
                   f"{(time.time() - t0) / step:.2f} s/step", flush=True)  # fmt: skip
-    res = {"args": {k: str(v) for k, v in vars(a).items()}, "static_rot_deg": static,
-           "held_static_rot_deg": static_held, "log": log,
-           "seconds_per_step": (time.time() - t0) / a.steps, "device": str(dev)}  # fmt: skip
-    if a.out:
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(a.out, json.dumps(res, indent=1) + "\n")
+            write(step)
+    write(a.steps)
     return 0
 
 

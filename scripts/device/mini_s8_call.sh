@@ -15,8 +15,9 @@
 # .carry/text_cache.safetensors --out runs/align && gzip .carry/text_cache.safetensors`) — in every call. With
 # the 54.5 MB tracked tree that is 66.1 of the 67.1 MB (64 MiB) carry limit.
 #
-#   PHASE=1  recon --init shipped, geometry only (camera weight CAM, default 5) || align the shipped DiT
-#   PHASE=2  recon resumed with the rendering loss on || align resumed
+#   PHASE=1  the camera proxy (benchmarks/camera_overfit.py) at 224², four recipes || align the shipped DiT
+#   PHASE=2  recon --init shipped, geometry only (camera weight CAM, default 5; with the proxy's best recipe if one
+#            left the static camera — e.g. EXTRA="--set ..." once the stage has that option) || align resumed
 #   PHASE=3  align resumed || stitch train on the new recon (depth_grad DG); claim table on 16 scenes; pack the
 #            candidates (recon, stitched, aligned transformer/ + lora_ema/)
 # Each phase ends within BUDGET seconds (default 540; PHASE=3 BUDGET=470 if the start was slow).
@@ -37,15 +38,23 @@ case ${PHASE:-1} in
   need_cache
   build_gsplat  # the stage's held-out evaluation renders
   $ALIGN --minutes $(left 40) > $R/align.1.log 2>&1 &
-  RECON_STEPS=20000 recon --minutes $(left 40) $GEO > $R/recon.1.log 2>&1
+  # the camera proxy at the real size (16x16 tokens; the CPU's 56² runs had 4x4), four recipes side by side:
+  # does any leave the static camera on held-out clips? (docs/mini.md, session 7)
+  CF="python3 benchmarks/camera_overfit.py --scenes 512 --eval-scenes 16 --measure 8 --size 224 --frames 8
+      --context 5 --batch 8 --every 250 --device cuda"
+  for v in "base" "ls0.1 --layerscale 0.1" "ls1 --layerscale 1.0" "shipped --init shipped"; do
+    set -- $v; n=$1; shift
+    timeout $(python3 -c "print(int($B - 60 - ($(date +%s) - $t0)))") $CF --steps 3000 "$@" \
+      --out $R/camfit_$n.json > $R/camfit_$n.log 2>&1 &
+  done
   wait
-  for f in recon.1 align.1; do echo "== $f"; last $R/$f.log; done
-  pack p1 $R/recon/metrics.json $R/align/summary.json $R/*.log
+  for f in align.1 camfit_base camfit_ls0.1 camfit_ls1 camfit_shipped; do echo "== $f"; last $R/$f.log; done
+  pack p1 $R/camfit_*.json $R/align/summary.json $R/*.log
   ;;
 2)
   need_cache
   $ALIGN --minutes $(left 40) > $R/align.2.log 2>&1 &
-  RECON_STEPS=20000 recon --resume --minutes $(left 40) --set w_camera=$CAM > $R/recon.2.log 2>&1
+  RECON_STEPS=20000 recon --minutes $(left 40) $GEO ${EXTRA:-} > $R/recon.2.log 2>&1
   wait
   for f in recon.2 align.2; do echo "== $f"; last $R/$f.log; done
   pack p2 $R/recon/metrics.json $R/align/summary.json $R/*.log
