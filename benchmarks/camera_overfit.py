@@ -98,7 +98,6 @@ def main(argv: list[str] | None = None) -> int:
             a.out.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(a.out, json.dumps(res, indent=1) + "\n")
 
-    t0 = time.time()
     log = [{"step": 0, "rot_deg": measure(), "held_rot_deg": measure(held), "loss": None}]
     print(f"static camera rot err per clip: {[round(s, 2) for s in static]} (mean {statistics.fmean(static):.2f})")
     if held:

@@ -113,14 +113,6 @@ def _pose_l1(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     return t + q.mean() / 4 + fov
 
 
-def _identity_encoding(like: torch.Tensor) -> torch.Tensor:
-    """``like``'s pose encodings ``[..., 9]`` with every camera at the identity (field of view kept)."""
-    enc = like.clone()
-    enc[..., :3] = 0
-    enc[..., 3:7] = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=enc.dtype, device=enc.device)  # xyzw
-    return enc
-
-
 def depth_errors(pred: torch.Tensor, gt: torch.Tensor) -> dict[str, torch.Tensor]:
     """L1, log-L1 and AbsRel of predicted vs ground-truth depth on the non-sky pixels (``gt > 0``).
 
@@ -331,6 +323,9 @@ class ReconTask:
         return terms
 
     def evaluate(self) -> dict[str, float]:
+        # the claim table's static-camera reference (imported here: stitch_claim imports this package)
+        from vist3a.eval.stitch_claim import static_camera_errors
+
         ps, ss, geo = [], [], []
         s = self.config.size
         for i in range(len(self.eval_set)):
@@ -345,7 +340,7 @@ class ReconTask:
             enc_gt = extri_intri_to_pose_encoding(w2c_gt[:, :3], clip["K"][0, self.ctx], (s, s))
             pose = pose_errors(out.pose_enc_list[-1][0].float(), w2c_gt)
             # the same error for a head that ignores its images (every view at view 0): the mean-pose level
-            static = pose_errors(_identity_encoding(enc_gt), w2c_gt)["rot_deg"]
+            static = static_camera_errors(clip["c2w"][0, self.ctx].double().cpu())["rot_deg"]
             geo.append({"depth_absrel": float(derr["absrel"]), "depth_log": float(derr["log"]),
                         "camera_l1": float(_pose_l1(out.pose_enc_list[-1][0].float(), enc_gt)), **pose,
                         "rot_deg_static": static})  # fmt: skip
