@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--measure", type=int, default=8, help="training clips measured (the first N)")
     p.add_argument("--layerscale", type=float, default=None,
                    help="set the aggregator's frame/global LayerScale gammas to this value first (init 0.01)")
+    p.add_argument("--motion", default=None, help="training clips' camera motions, e.g. pan or pan,truck (held-out: the same)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", type=Path, default=None, help="JSON of the measurements")
@@ -69,6 +70,12 @@ def main(argv: list[str] | None = None) -> int:
                               extra={"context": a.context, "w_render": 0.0, "w_mse": 0.0, "w_depth": a.w_depth,
                                      "w_camera": a.w_camera})  # fmt: skip
         task = ReconTask(model, cfg, dev)
+        if a.motion:  # the same sets with one forced motion
+            from vist3a.world.dataset import WorldDataset
+
+            kw = dict(frames=cfg.frames, size=cfg.size, device=dev, max_objects=cfg.max_objects, motion=a.motion)  # fmt: skip
+            task.train_set = WorldDataset(cfg.train_scenes, seed=cfg.seed, **kw)
+            task.eval_set = WorldDataset(cfg.eval_scenes, seed=cfg.eval_seed, **kw)
         memo = {i: task._clips(task.train_set, [i]) for i in range(a.scenes)}  # rendered once
         held = [task._clips(task.eval_set, [i]) for i in range(a.eval_scenes)]
     clips = [memo[i] for i in range(min(a.measure, a.scenes))]

@@ -15,9 +15,10 @@
 # .carry/text_cache.safetensors --out runs/align && gzip .carry/text_cache.safetensors`) — in every call. With
 # the 54.5 MB tracked tree that is 66.1 of the 67.1 MB (64 MiB) carry limit.
 #
-#   PHASE=1  the camera proxy (benchmarks/camera_overfit.py) at 224², four recipes || align the shipped DiT
-#   PHASE=2  recon --init shipped, geometry only (camera weight CAM, default 5; with the proxy's best recipe if one
-#            left the static camera — e.g. EXTRA="--set ..." once the stage has that option) || align resumed
+#   PHASE=1  the camera proxy (benchmarks/camera_overfit.py) at 224², six recipes || align the shipped DiT
+#   PHASE=2  recon --init shipped with the recipe scripts/device/camfit_pick.py reads off PHASE=1 (PICK=mix|easy|
+#            render overrides): geometry only (camera weight CAM, default 5) on the world's mix or on the easy
+#            motions, or the full recipe A with rendering || align resumed
 #   PHASE=3  align resumed || stitch train on the new recon (depth_grad DG); claim table on 16 scenes; pack the
 #            candidates (recon, stitched, aligned transformer/ + lora_ema/)
 # Each phase ends within BUDGET seconds (default 540; PHASE=3 BUDGET=470 if the start was slow).
@@ -36,25 +37,40 @@ need_cache() {  # the text cache comes gzipped (carry limit); the alignment read
 case ${PHASE:-1} in
 1)
   need_cache
-  build_gsplat  # the stage's held-out evaluation renders
-  $ALIGN --minutes $(left 40) > $R/align.1.log 2>&1 &
-  # the camera proxy at the real size (16x16 tokens; the CPU's 56² runs had 4x4), four recipes side by side:
-  # does any leave the static camera on held-out clips? (docs/mini.md, session 7)
-  CF="python3 benchmarks/camera_overfit.py --scenes 512 --eval-scenes 16 --measure 8 --size 224 --frames 8
-      --context 5 --batch 8 --every 250 --device cuda"
-  for v in "base" "ls0.1 --layerscale 0.1" "ls1 --layerscale 1.0" "shipped --init shipped"; do
+  # the camera proxy at the real size (16x16 tokens; the CPU's 56² runs had 4x4), six recipes side by side: does
+  # any leave the static camera on held-out clips? On the CPU a 2-view pan (a pure turn) left it in 600 steps
+  # (held-out 12.0° vs static 22.4°) while the world's mix at 2 views did not (docs/mini.md, session 8)
+  CF="python3 benchmarks/camera_overfit.py --scenes 512 --eval-scenes 16 --measure 8 --size 224
+      --batch 8 --every 250 --steps 20000 --device cuda"
+  EASY=pan,truck,dolly,rise
+  for v in "base --frames 8 --context 5" "shipped --frames 8 --context 5 --init shipped" \
+           "easy --frames 8 --context 5 --init shipped --motion $EASY" \
+           "arc --frames 8 --context 5 --init shipped --motion arc" \
+           "pan2 --frames 2 --context 2 --motion pan" \
+           "v13 --frames 13 --context 13 --init shipped --batch 4"; do
     set -- $v; n=$1; shift
-    timeout $(python3 -c "print(int($B - 60 - ($(date +%s) - $t0)))") $CF --steps 3000 "$@" \
+    timeout $(python3 -c "print(int($B - 45 - ($(date +%s) - $t0)))") $CF "$@" \
       --out $R/camfit_$n.json > $R/camfit_$n.log 2>&1 &
   done
+  build_gsplat  # the alignment's consistency reward renders
+  $ALIGN --minutes $(left 40) > $R/align.1.log 2>&1 &
   wait
-  for f in align.1 camfit_base camfit_ls0.1 camfit_ls1 camfit_shipped; do echo "== $f"; last $R/$f.log; done
+  for f in align.1 camfit_base camfit_shipped camfit_easy camfit_arc camfit_pan2 camfit_v13; do
+    echo "== $f"; last $R/$f.log; done
   pack p1 $R/camfit_*.json $R/align/summary.json $R/*.log
   ;;
 2)
   need_cache
   $ALIGN --minutes $(left 40) > $R/align.2.log 2>&1 &
-  RECON_STEPS=20000 recon --minutes $(left 40) $GEO ${EXTRA:-} > $R/recon.2.log 2>&1
+  # the recipe follows PHASE=1 (scripts/device/camfit_pick.py): geometry-only steps on the mix or on the easy
+  # motions where the proxy left the static camera there, else more rendering steps (they cut depth error before)
+  PICK=${PICK:-$(python3 scripts/device/camfit_pick.py $R)}; echo "recon recipe: $PICK"
+  case $PICK in
+    mix) RECON_STEPS=20000 recon --minutes $(left 40) $GEO ${EXTRA:-} > $R/recon.2.log 2>&1 ;;
+    easy) RECON_STEPS=20000 recon --minutes $(left 40) $GEO --set motions=pan,truck,dolly,rise,arc ${EXTRA:-} \
+      > $R/recon.2.log 2>&1 ;;
+    *) RECON_STEPS=20000 recon --minutes $(left 40) ${EXTRA:-} > $R/recon.2.log 2>&1 ;;
+  esac
   wait
   for f in recon.2 align.2; do echo "== $f"; last $R/$f.log; done
   pack p2 $R/recon/metrics.json $R/align/summary.json $R/*.log

@@ -71,6 +71,7 @@ RECON_OPTIONS: dict[str, Any] = {
     "depth_loss": "log",  # "log" | "l1"
     "render_cameras": "gt",  # "gt" | "pred": cameras that place the Gaussians for the rendering loss
     "render_backend": "auto",
+    "motions": None,  # training clips' camera motions, e.g. "pan,truck,dolly" (None: the world's mix)
     "cache": False,  # keep rendered clips in memory
     "cache_dir": None,  # ... and in shards on disk (default with cache: out/cache)
 }
@@ -169,6 +170,8 @@ class ClipCache:
         self.items: dict[int, dict[str, torch.Tensor]] = {}
         self.meta = {"seed": str(ds.seed), "frames": str(ds.frames), "size": str(ds.size),
                      "max_objects": str(ds.max_objects), "shadows": str(ds.shadows), "length": str(len(ds))}  # fmt: skip
+        if getattr(ds, "motions", ()):  # recorded only when restricted: older shards stay valid
+            self.meta["motions"] = ",".join(ds.motions)
 
     @staticmethod
     def _pack(it: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -195,7 +198,9 @@ class ClipCache:
             try:
                 with safe_open(str(path), framework="pt") as f:
                     meta = f.metadata() or {}
-                    if any(meta.get(key) != v for key, v in self.meta.items()):
+                    if any(meta.get(key) != v for key, v in self.meta.items()) or meta.get(
+                        "motions"
+                    ) != self.meta.get("motions"):
                         raise InputError(
                             f"{path} was built with other settings ({meta}) than this run ({self.meta}); "
                             "use another --out or delete the cache folder"
@@ -261,7 +266,9 @@ class ReconTask:
         self.backend = str(ex["render_backend"])
         kw = dict(frames=config.frames, size=config.size, device=device, max_objects=config.max_objects,
                   shadows=config.shadows)  # fmt: skip
-        self.train_set: Any = WorldDataset(config.train_scenes, seed=config.seed, **kw)
+        # a motion subset (a curriculum: easy camera motions first) restricts training only; the held-out
+        # clips keep the world's mix so evaluations stay comparable across runs
+        self.train_set: Any = WorldDataset(config.train_scenes, seed=config.seed, motion=ex["motions"], **kw)
         self.eval_set: Any = WorldDataset(config.eval_scenes, seed=config.eval_seed, **kw)
         if ex["cache"] in (True, 1, "1", "true", "True"):
             gib = (config.train_scenes + config.eval_scenes) * config.frames * config.size**2 * 5 / 2**30
