@@ -35,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--w-camera", type=float, default=5.0)
     p.add_argument("--w-depth", type=float, default=1.0)
-    p.add_argument("--init", choices=("none", "shipped"), default="none", help="random or the shipped weights")
+    p.add_argument("--init", default="none",
+                   help="none (random), shipped, or a model file written by --save (a curriculum's second stage)")
+    p.add_argument("--save", type=Path, default=None, help="write the trained model here (safetensors) at the end")
     p.add_argument("--every", type=int, default=25, help="measure every N steps")
     p.add_argument("--eval-scenes", type=int, default=0, help="also measure on N held-out clips (generalisation)")
     p.add_argument("--measure", type=int, default=8, help="training clips measured (the first N)")
@@ -55,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.manual_seed(a.seed)
     dev = torch.device(a.device)
-    model = anysplat_mini(device=dev, weights="shipped" if a.init == "shipped" else None).float()
+    model = anysplat_mini(device=dev, weights=None if a.init == "none" else a.init).float()
     if a.layerscale is not None:  # how much the aggregator's attention may change the DINO tokens at the start
         agg = model.encoder.aggregator
         with torch.no_grad():
@@ -129,6 +131,13 @@ def main(argv: list[str] | None = None) -> int:
                   f"{(time.time() - t0) / step:.2f} s/step", flush=True)  # fmt: skip
             write(step)
     write(a.steps)
+    if a.save:
+        from safetensors.torch import save_file
+
+        from vist3a.io_utils import atomic_path
+
+        with atomic_path(a.save) as tmp:
+            save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp))
     return 0
 
 

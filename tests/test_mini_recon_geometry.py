@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from anysplat_tiny import TINY
+from vist3a.errors import InputError
 from vist3a.models.anysplat import anysplat_mini
 from vist3a.models.geometry import se3_inverse
 from vist3a.models.pose_encoding import matrix_to_quat_xyzw
@@ -151,3 +152,24 @@ def test_eval_reports_the_static_camera_level(tmp_path):
     want = static_camera_errors(clip["c2w"][0, t.ctx].double())["rot_deg"]
     assert res["rot_deg_static"] == pytest.approx(want, abs=1e-9)
     assert math.isfinite(res["rot_deg"])
+
+
+def test_clip_cache_records_a_motion_restriction(tmp_path):
+    ClipCache(WorldDataset(2, seed=3, frames=2, size=16, shadows=False, motion="pan"), tmp_path / "c", "train")[0]
+    # the shard holds pan clips: a run on the world's mix must not read them as its own, nor a truck run
+    for motion in (None, "truck"):
+        other = ClipCache(WorldDataset(2, seed=3, frames=2, size=16, shadows=False, motion=motion), tmp_path / "c", "train")
+        with pytest.raises(Exception, match="other settings"):
+            other[0]
+    again = ClipCache(WorldDataset(2, seed=3, frames=2, size=16, shadows=False, motion="pan"), tmp_path / "c", "train")
+    again.ds = None  # must read the shard
+    assert again[1]["images"].shape == (2, 3, 16, 16)
+
+
+def test_motions_option_restricts_training_clips_only(tmp_path):
+    t = task(tmp_path, motions="pan")
+    assert t.train_set.motions == ("pan",) and t.eval_set.motions == ()
+    c2w = t.train_set[1]["c2w"]  # a pan: every camera centre the same
+    torch.testing.assert_close(c2w[:, :3, 3], c2w[:1, :3, 3].expand(3, 3), atol=1e-5, rtol=0)
+    with pytest.raises(InputError, match="unknown camera motion"):
+        task(tmp_path, motions="spin")

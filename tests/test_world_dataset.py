@@ -52,3 +52,33 @@ def test_cuda_items():
     assert item["images"].is_cuda
     cpu = WorldDataset(2, frames=2, size=64)[1]
     assert (item["images"].cpu() - cpu["images"]).abs().mean() < 1e-3
+
+
+def test_motion_restriction_gives_that_motions_cameras():
+    from vist3a.world.dataset import parse_motions
+
+    # a pan turns in place (every camera centre the same); a truck slides (every rotation the same)
+    pan = WorldDataset(3, seed=1, frames=3, size=16, motion="pan", shadows=False)
+    truck = WorldDataset(3, seed=1, frames=3, size=16, motion="truck", shadows=False)
+    for i in range(3):
+        c, t = pan[i]["c2w"], truck[i]["c2w"]
+        torch.testing.assert_close(c[:, :3, 3], c[:1, :3, 3].expand(3, 3), atol=1e-5, rtol=0)
+        assert not torch.allclose(c[0, :3, :3], c[-1, :3, :3], atol=1e-3)
+        torch.testing.assert_close(t[:, :3, :3], t[:1, :3, :3].expand(3, 3, 3), atol=1e-5, rtol=0)
+        assert (t[-1, :3, 3] - t[0, :3, 3]).norm() > 1e-2
+    # several motions: one per index, fixed by the index, and both occur
+    both = WorldDataset(12, seed=1, frames=3, size=16, motion="pan, truck", shadows=False)
+    kinds = []
+    for i in range(12):
+        c = both[i]["c2w"]
+        kinds.append("pan" if torch.allclose(c[:, :3, 3], c[:1, :3, 3].expand(3, 3), atol=1e-5) else "truck")
+        if kinds[-1] == "truck":
+            torch.testing.assert_close(c[:, :3, :3], c[:1, :3, :3].expand(3, 3, 3), atol=1e-5, rtol=0)
+    assert set(kinds) == {"pan", "truck"}
+    assert torch.equal(both[5]["images"], WorldDataset(12, seed=1, frames=3, size=16, motion=["pan", "truck"],
+                                                       shadows=False)[5]["images"])  # fmt: skip
+    assert parse_motions(None) == () and parse_motions("arc") == ("arc",)
+    with pytest.raises(InputError, match="unknown camera motion"):
+        WorldDataset(2, motion="spin")
+    with pytest.raises(InputError, match="unknown camera motion"):
+        parse_motions(" , ")
