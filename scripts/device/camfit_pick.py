@@ -4,8 +4,11 @@ Reads ``RUN/camfit_*.json`` (benchmarks/camera_overfit.py) and prints one word:
 ``mix`` when a proxy on the world's mix (``shipped``, ``v13``, ``base``) ends with its held-out rotation error
 clearly below the static camera's (ratio < THRESHOLD), ``easy`` when only the restricted-motion proxies
 (``easy``, ``arc``) do, else ``render``. The ratios go to stderr.
+With ``--broadest NAME ...`` (broadest motion set first) it prints instead the ``--motion`` of the first of those
+runs below the threshold (``mix`` for a run on the world's mix), or ``none``.
 
     python scripts/device/camfit_pick.py runs/mini
+    python scripts/device/camfit_pick.py runs/mini --broadest mix noorbit pantruck pan
 """
 
 from __future__ import annotations
@@ -42,5 +45,20 @@ def pick(run: Path) -> str:
     return "render"
 
 
+def broadest(run: Path, names: list[str]) -> str:
+    for n in names:
+        r = ratio(run / f"camfit_{n}.json")
+        print(f"{n}: held-out rot err / static {r:.2f}" if r is not None else f"{n}: -", file=sys.stderr)
+        if r is not None and r < THRESHOLD:
+            motion = json.loads((run / f"camfit_{n}.json").read_text())["args"].get("motion", "None")
+            return "mix" if motion in ("None", "", None) else motion
+    return "none"
+
+
 if __name__ == "__main__":
-    print(pick(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/mini")))
+    args = sys.argv[1:]
+    run = Path(args[0] if args and not args[0].startswith("--") else "runs/mini")
+    if "--broadest" in args:
+        print(broadest(run, args[args.index("--broadest") + 1 :]))
+    else:
+        print(pick(run))
