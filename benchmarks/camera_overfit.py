@@ -70,14 +70,15 @@ def main(argv: list[str] | None = None) -> int:
                               eval_scenes=max(1, a.eval_scenes), train_scenes=a.scenes, frames=a.frames, size=a.size, max_objects=3,
                               seed=a.seed, ckpt_every=10**6,
                               extra={"context": a.context, "w_render": 0.0, "w_mse": 0.0, "w_depth": a.w_depth,
-                                     "w_camera": a.w_camera})  # fmt: skip
+                                     "w_camera": a.w_camera, "motions": a.motion})  # fmt: skip
         task = ReconTask(model, cfg, dev)
-        if a.motion:  # the same sets with one forced motion
+        if a.motion:  # the stage restricts its training clips only; here the held-out clips get the same motions
             from vist3a.world.dataset import WorldDataset
 
-            kw = dict(frames=cfg.frames, size=cfg.size, device=dev, max_objects=cfg.max_objects, motion=a.motion)  # fmt: skip
-            task.train_set = WorldDataset(cfg.train_scenes, seed=cfg.seed, **kw)
-            task.eval_set = WorldDataset(cfg.eval_scenes, seed=cfg.eval_seed, **kw)
+            ds = task.train_set
+            task.eval_set = WorldDataset(cfg.eval_scenes, seed=cfg.eval_seed, frames=ds.frames, size=ds.size,
+                                         device=ds.device, max_objects=ds.max_objects, shadows=ds.shadows,
+                                         motion=ds.motions)  # fmt: skip
         memo = {i: task._clips(task.train_set, [i]) for i in range(a.scenes)}  # rendered once
         held = [task._clips(task.eval_set, [i]) for i in range(a.eval_scenes)]
     clips = [memo[i] for i in range(min(a.measure, a.scenes))]

@@ -21,14 +21,19 @@ from pathlib import Path
 THRESHOLD = 0.85  # below the static camera by 15 %: beyond the 16-clip noise seen in session 7's runs
 
 
-def ratio(path: Path) -> float | None:
-    """Last held-out mean rotation error / the static camera's (None: unreadable or nothing measured)."""
+def _ratio_and_args(path: Path) -> tuple[float | None, dict]:
+    """(last held-out mean rotation error / the static camera's, the run's arguments); (None, {}) if unreadable."""
     try:
         res = json.loads(path.read_text())
         held, static = res["log"][-1]["held_rot_deg"], res["held_static_rot_deg"]
-        return statistics.fmean(held) / max(statistics.fmean(static), 1e-6)
+        return statistics.fmean(held) / max(statistics.fmean(static), 1e-6), res.get("args", {})
     except (OSError, ValueError, KeyError, IndexError, statistics.StatisticsError):
-        return None
+        return None, {}
+
+
+def ratio(path: Path) -> float | None:
+    """Last held-out mean rotation error / the static camera's (None: unreadable or nothing measured)."""
+    return _ratio_and_args(path)[0]
 
 
 def pick(run: Path) -> str:
@@ -47,10 +52,10 @@ def pick(run: Path) -> str:
 
 def broadest(run: Path, names: list[str]) -> str:
     for n in names:
-        r = ratio(run / f"camfit_{n}.json")
+        r, args = _ratio_and_args(run / f"camfit_{n}.json")
         print(f"{n}: held-out rot err / static {r:.2f}" if r is not None else f"{n}: -", file=sys.stderr)
         if r is not None and r < THRESHOLD:
-            motion = json.loads((run / f"camfit_{n}.json").read_text())["args"].get("motion", "None")
+            motion = args.get("motion", "None")
             return "mix" if motion in ("None", "", None) else motion
     return "none"
 

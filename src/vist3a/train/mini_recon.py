@@ -198,9 +198,8 @@ class ClipCache:
             try:
                 with safe_open(str(path), framework="pt") as f:
                     meta = f.metadata() or {}
-                    if any(meta.get(key) != v for key, v in self.meta.items()) or meta.get(
-                        "motions"
-                    ) != self.meta.get("motions"):
+                    # "motions" is compared even when this run has none: a restricted shard is not the mix
+                    if any(meta.get(key) != self.meta.get(key) for key in {*self.meta, "motions"}):
                         raise InputError(
                             f"{path} was built with other settings ({meta}) than this run ({self.meta}); "
                             "use another --out or delete the cache folder"
