@@ -47,3 +47,22 @@ def test_broadest_set_below_the_static_camera_wins(tmp_path):
     assert m.pick(tmp_path) == "easy"
     _run(tmp_path, "shipped", [20.0], [39.0], None)
     assert m.pick(tmp_path) == "mix"
+
+
+def _stage(folder: Path, name: str, evals: list[tuple[float, float]]) -> None:
+    (folder / name).mkdir()
+    res = {"evals": [{"step": 500 * (i + 1), "rot_deg": r, "rot_deg_static": s} for i, (r, s) in enumerate(evals)]}
+    (folder / name / "metrics.json").write_text(json.dumps(res))
+
+
+def test_best_stage_takes_the_lowest_last_ratio_below_the_threshold(tmp_path):
+    m = _script()
+    _stage(tmp_path, "c1a", [(20.0, 40.0), (36.0, 40.0)])  # moved once, back at the static camera at the end
+    _stage(tmp_path, "c1b", [(30.0, 30.0), (24.0, 30.0)])  # 0.80
+    _stage(tmp_path, "c1c", [(35.0, 35.0)])
+    assert m.stage_ratio(tmp_path / "c1a" / "metrics.json") == 0.9
+    assert m.best_stage(tmp_path, ["c1a", "c1b", "c1c", "c1d"]) == "c1b"
+    _stage(tmp_path, "c1d", [(10.0, 40.0)])
+    assert m.best_stage(tmp_path, ["c1a", "c1b", "c1c", "c1d"]) == "c1d"
+    assert m.best_stage(tmp_path, ["c1a", "c1c"]) == "none"
+    assert m.best_stage(tmp_path, ["missing"]) == "none"

@@ -9,6 +9,12 @@ runs below the threshold (``mix`` for a run on the world's mix), or ``none``.
 
     python scripts/device/camfit_pick.py runs/mini
     python scripts/device/camfit_pick.py runs/mini --broadest mix noorbit pantruck pan
+
+With ``--best-stage NAME ...`` it reads recon stage runs instead (``RUN/NAME/metrics.json``, whose evaluations
+are all on the world's mix) and prints the name whose last evaluation has the lowest ``rot_deg`` /
+``rot_deg_static``, if that ratio is below the threshold, else ``none`` (mini_s9_call.sh's PHASE=3).
+
+    python scripts/device/camfit_pick.py runs/mini --best-stage c1a c1b c1c
 """
 
 from __future__ import annotations
@@ -60,10 +66,32 @@ def broadest(run: Path, names: list[str]) -> str:
     return "none"
 
 
+def stage_ratio(path: Path) -> float | None:
+    """A recon stage run's last held-out ``rot_deg / rot_deg_static`` (None: unreadable or not evaluated)."""
+    try:
+        e = json.loads(path.read_text())["evals"][-1]
+        return float(e["rot_deg"]) / max(float(e["rot_deg_static"]), 1e-6)
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return None
+
+
+def best_stage(run: Path, names: list[str]) -> str:
+    ratios = {n: stage_ratio(run / n / "metrics.json") for n in names}
+    print("rot err / static: " + ", ".join(f"{n} {r:.2f}" if r is not None else f"{n} -"
+                                           for n, r in ratios.items()), file=sys.stderr)  # fmt: skip
+    done = {n: r for n, r in ratios.items() if r is not None}
+    if not done:
+        return "none"
+    name = min(done, key=done.__getitem__)
+    return name if done[name] < THRESHOLD else "none"
+
+
 if __name__ == "__main__":
     args = sys.argv[1:]
     run = Path(args[0] if args and not args[0].startswith("--") else "runs/mini")
-    if "--broadest" in args:
+    if "--best-stage" in args:
+        print(best_stage(run, args[args.index("--best-stage") + 1 :]))
+    elif "--broadest" in args:
         print(broadest(run, args[args.index("--broadest") + 1 :]))
     else:
         print(pick(run))
