@@ -90,6 +90,16 @@ def test_voxelize_switch_fuses_pixels(mini: AnySplat, images: torch.Tensor) -> N
     assert (centre_ids[inv] - ids).abs().max() <= 1
 
 
+def test_geometry_only_forward_matches_the_full_one(mini: AnySplat, images: torch.Tensor) -> None:
+    """gaussians=False skips the Gaussian head and changes nothing else (the cameras and depth are the same)."""
+    with torch.no_grad():
+        full = mini(images, voxelize=False)
+        geo = mini(images, voxelize=False, gaussians=False)
+    assert geo.gs_raw is None and geo.gaussians == [] and geo.splats == [] and full.gs_raw is not None
+    for name in ("w2c", "K", "depth", "depth_conf", "points"):
+        torch.testing.assert_close(getattr(geo, name), getattr(full, name), rtol=0, atol=0)
+
+
 def test_reconstruct_returns_our_types(mini: AnySplat, images: torch.Tensor) -> None:
     rec = mini.reconstruct(images)
     assert isinstance(rec, Reconstruction)

@@ -130,6 +130,7 @@ def test_geometry_only_steps_skip_rendering(tmp_path, monkeypatch):
         raise AssertionError("rendered in a geometry-only step")
 
     monkeypatch.setattr(mini_recon, "render", no_render)
+    monkeypatch.setattr(t.model.encoder.gaussian_param_head, "forward", no_render)  # nor the Gaussian head
     terms = t.loss([0], 0, torch.autocast("cpu", enabled=False))
     assert float(terms["l1"]) == 0 and float(terms["mse"]) == 0
     torch.testing.assert_close(terms["total"], 0.5 * terms["depth_log"] + 2.0 * terms["camera"])
@@ -173,3 +174,26 @@ def test_motions_option_restricts_training_clips_only(tmp_path):
     torch.testing.assert_close(c2w[:, :3, 3], c2w[:1, :3, 3].expand(3, 3), atol=1e-5, rtol=0)
     with pytest.raises(InputError, match="unknown camera motion"):
         task(tmp_path, motions="spin")
+
+
+def test_render_every_renders_only_on_its_steps(tmp_path, monkeypatch):
+    """render_every = 3: steps 0 and 3 carry the rendering terms, 1 and 2 are geometry-only (no rasterisation)."""
+    from vist3a.train import mini_recon
+
+    t = task(tmp_path, render_every="3")
+    calls = []
+    real = mini_recon.render
+    monkeypatch.setattr(mini_recon, "render", lambda *a, **k: calls.append(1) or real(*a, **k))
+    off = torch.autocast("cpu", enabled=False)
+    l1 = []
+    for step in range(4):
+        n = len(calls)
+        terms = t.loss([0], step, off)
+        l1.append(float(terms["l1"]))
+        assert (len(calls) > n) == (step % 3 == 0), step
+    assert l1[0] > 0 and l1[3] > 0 and l1[1] == 0 and l1[2] == 0
+    # a rendering step's total: every term at weight 1 (the defaults)
+    torch.testing.assert_close(terms["total"], terms["depth_log"] + terms["camera"] + terms["l1"] + terms["mse"])
+    for bad in ("0", "-2", "1.5", "x"):
+        with pytest.raises(InputError, match="render_every"):
+            task(tmp_path / bad, render_every=bad)

@@ -132,9 +132,10 @@ class AnySplatOutput:
         K: ``[B, V, 3, 3]`` pixel intrinsics; ``K_normalized``: rows divided by W, H.
         depth: ``[B, V, H, W, 1]``; depth_conf: ``[B, V, H, W]``.
         points: ``[B, V, H, W, 3]`` world points of every pixel.
-        gs_raw: ``[B, V, C, H, W]`` raw Gaussian-head output (no activation).
-        splats: per scene, AnySplat-layout Gaussians (B = 1 each; xyzw, harmonics [1,G,3,K]).
-        gaussians: per scene, :class:`Gaussians` in our conventions.
+        gs_raw: ``[B, V, C, H, W]`` raw Gaussian-head output (no activation); ``None`` when the forward
+            was asked for geometry only (``gaussians=False``).
+        splats: per scene, AnySplat-layout Gaussians (B = 1 each; xyzw, harmonics [1,G,3,K]); ``[]`` without.
+        gaussians: per scene, :class:`Gaussians` in our conventions; ``[]`` without.
         pixel_to_voxel: per scene, ``[V*H*W]`` voxel row of every pixel (None without voxelisation).
         aggregator: the aggregator output (layers and DINO taps).
     """
@@ -147,7 +148,7 @@ class AnySplatOutput:
     depth: torch.Tensor
     depth_conf: torch.Tensor
     points: torch.Tensor
-    gs_raw: torch.Tensor
+    gs_raw: torch.Tensor | None
     splats: list[AnySplatGaussians]
     gaussians: list[Gaussians]
     pixel_to_voxel: list[torch.Tensor] | None
@@ -269,6 +270,7 @@ class AnySplat(nn.Module):
         dino_start_block: int = 0,
         readd_pos_embed: bool = True,
         voxelize: bool | None = None,
+        gaussians: bool = True,
     ) -> AnySplatOutput:
         """Run the network.
 
@@ -280,6 +282,8 @@ class AnySplat(nn.Module):
             dino_start_block: k (1-based) for ``dino_tokens``.
             readd_pos_embed: add the DINO position embedding to ``dino_tokens`` (VIST3A does).
             voxelize: override ``config.voxelize`` for this call.
+            gaussians: run the Gaussian head (``False``: cameras and depth only, for geometry-only
+                training steps; ``gs_raw`` is then ``None`` and there are no splats).
         """
         self._check_images(images)
         enc = self.encoder
@@ -304,10 +308,10 @@ class AnySplat(nn.Module):
             w2c, k = pose_encoding_to_extri_intri(pose_enc_list[-1], (h, w), self.config.focal_eps)
             depth, conf = enc.depth_head(layers, images, agg.patch_start_idx, self.config.frames_chunk_size)
             points = unproject_depth(depth, w2c, k)
-            raw = enc.gaussian_param_head(layers, images, agg.patch_start_idx, self.config.frames_chunk_size)
-            splats, gaussians, inverses = self._gaussians(
-                points, raw, self.config.voxelize if voxelize is None else voxelize
-            )
+            raw, splats, gs, inverses = None, [], [], None
+            if gaussians:
+                raw = enc.gaussian_param_head(layers, images, agg.patch_start_idx, self.config.frames_chunk_size)
+                splats, gs, inverses = self._gaussians(points, raw, self.config.voxelize if voxelize is None else voxelize)
         return AnySplatOutput(
             pose_enc_list=pose_enc_list,
             w2c=w2c,
@@ -319,7 +323,7 @@ class AnySplat(nn.Module):
             points=points,
             gs_raw=raw,
             splats=splats,
-            gaussians=gaussians,
+            gaussians=gs,
             pixel_to_voxel=inverses,
             aggregator=agg,
         )

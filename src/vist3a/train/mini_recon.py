@@ -21,7 +21,8 @@ Supervision scheme (exact, because the world's cameras and depth are known):
   Gaussian parameters in the frame it is rendered in, and the camera head learns from the camera
   loss alone; with ``"pred"`` (the first runs) the network's own cameras place the Gaussians, and
   while those are still wrong the rendering loss pulls the depth away from the ground truth
-  (see docs/mini.md, "Recon stage: diagnosis").
+  (see docs/mini.md, "Recon stage: diagnosis"). With ``render_every = N`` only steps 0, N, 2N, ...
+  render; the others are geometry-only (several times cheaper), and the Gaussian head keeps learning.
 
 Evaluation: novel-view PSNR/SSIM on the non-context views of held-out scenes, rendered at their
 ground-truth normalised cameras from the network's own Gaussians (its own cameras); plus the
@@ -71,6 +72,7 @@ RECON_OPTIONS: dict[str, Any] = {
     "depth_loss": "log",  # "log" | "l1"
     "render_cameras": "gt",  # "gt" | "pred": cameras that place the Gaussians for the rendering loss
     "render_backend": "auto",
+    "render_every": 1,  # rendering terms on every N-th step only (the others geometry-only: several times cheaper)
     "motions": None,  # training clips' camera motions, e.g. "pan,truck,dolly" (None: the world's mix)
     "cache": False,  # keep rendered clips in memory
     "cache_dir": None,  # ... and in shards on disk (default with cache: out/cache)
@@ -263,6 +265,9 @@ class ReconTask:
         if self.render_cameras not in ("gt", "pred"):
             raise InputError(f"render_cameras must be 'gt' or 'pred', got {self.render_cameras!r}")
         self.backend = str(ex["render_backend"])
+        self.render_every = int(ex["render_every"]) if str(ex["render_every"]).isdigit() else 0
+        if self.render_every < 1:
+            raise InputError(f"render_every must be a whole number >= 1, got {ex['render_every']!r}")
         kw = dict(frames=config.frames, size=config.size, device=device, max_objects=config.max_objects,
                   shadows=config.shadows)  # fmt: skip
         # a motion subset (a curriculum: easy camera motions first) restricts training only; the held-out
@@ -304,21 +309,22 @@ class ReconTask:
     def loss(self, indices: list[int], step: int, autocast: contextlib.AbstractContextManager) -> dict[str, torch.Tensor]:
         clip = self._clips(self.train_set, indices)
         s = self.config.size
-        with autocast:
-            out = self.model(clip["images"][:, self.ctx], voxelize=False)
+        rendering = bool(self.w["render"] or self.w["mse"]) and step % self.render_every == 0
+        with autocast:  # geometry-only steps skip the Gaussian head too: nothing of it is in their loss
+            out = self.model(clip["images"][:, self.ctx], voxelize=False, gaussians=rendering)
         w2c_gt = se3_inverse(clip["c2w"][:, self.ctx])[..., :3, :]
         enc_gt = extri_intri_to_pose_encoding(w2c_gt, clip["K"][:, self.ctx], (s, s))
         n = len(out.pose_enc_list)
         cam = sum(0.8 ** (n - 1 - i) * _pose_l1(p.float(), enc_gt) for i, p in enumerate(out.pose_enc_list))
         derr = depth_errors(out.depth[..., 0].float(), clip["depth"][:, self.ctx])
         terms = {"depth": derr["l1"], "depth_log": derr["log"], "camera": cam}
-        if self.w["render"] or self.w["mse"]:
+        if rendering:
             gaussians = out.gaussians if self.render_cameras == "pred" else self.gt_camera_gaussians(out, clip)
             every = list(range(self.config.frames))
             rgb = torch.stack([self._render(gaussians, clip, b, every) for b in range(len(indices))]).float()
             gt = clip["images"]
             terms |= {"l1": (rgb - gt).abs().mean(), "mse": F.mse_loss(rgb, gt)}
-        else:  # geometry-only steps (w_render = w_mse = 0): no rasterisation, several times cheaper
+        else:  # geometry-only steps (w_render = w_mse = 0, or between render_every steps): no rasterisation
             zero = cam * 0
             terms |= {"l1": zero, "mse": zero}
         terms["total"] = (

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Mini model, next device session (written 2026-12-04 at the end of session 9; plan: docs/mini.md, "Device runs of
+# 2026-12-04 (session 9)"). Session 9 found that anysplat-mini's camera head starts to measure orbits once it has
+# ~1600 geometry-only steps on the world's mix (6 of 10 held-out orbits 20–45° below the static camera's 112.5°),
+# and that several training processes side by side on the one GPU ran ten times slower in all than one alone
+# (2.1 s/step each against 0.22 s/step). So: ONE training process at a time, long runs, and the weights pulled from
+# the latest checkpoint whatever happens to the run's own final evaluation (one hung past the call's limit).
+#
+# One call per PHASE, back to back on one warm machine (runs/ and the installed wheels persist between calls;
+# carried paths do not). The machine goes back 30 s after a call ends: issue the next call at once.
+# Carry `.whl` (scripts/device/make_wheels.sh) in PHASE=1.
+#
+#   PHASE=1  g1: recon --init shipped, geometry-only on the world's mix, 8 frames / 5 context (session 9's c1a
+#            recipe), gsplat building beside it at low priority on 4 cores
+#   PHASE=2  g1 resumed with the rendering terms on every 4th step (geometry-only steps cost NVS: 14.2 → 12.8 dB on
+#            the CPU evaluation after 1596 of them), so appearance is kept while the camera keeps learning
+#   PHASE=3  re-stitch (layer search + LoRA self-distillation) and the claim table on g1; candidates packed
+# Every phase ends with benchmarks/recon_camera_eval.py on 32 held-out clips (per motion, against the static
+# camera). Each phase ends within BUDGET seconds (default 540).
+set -uo pipefail
+source scripts/device/mini_setup.sh
+R=runs/mini; mkdir -p $R; t0=$(date +%s); B=${BUDGET:-540}
+A=src/vist3a/assets/mini
+source scripts/device/mini_recipes.sh
+STITCH_EXTRA="--loss-weight depth_grad=0.05"
+warm_or_phase1
+g1() {  # g1 MARGIN_S [--set ...]: the recon run of this session, stopped MARGIN_S before the budget, hard-stopped 60 s later
+  local margin=$1; shift
+  local secs=$(python3 -c "print(int($B - $margin - ($(date +%s) - $t0)))")
+  OMP_NUM_THREADS=8 timeout $((secs + 60)) python3 -m vist3a world train-mini --stage recon --init shipped \
+    --out $R/g1 --steps 40000 --batch 8 --frames 8 --context 5 --size 224 --lr 2e-4 --warmup 50 \
+    --train-scenes 2000 --eval-scenes 16 --eval-every 100000 --ckpt-every 1000 --minutes $(python3 -c "print($secs / 60)") \
+    --set w_camera=5 --set cache=1 "$@" > $R/g1.$PHASE.log 2>&1
+  echo "== g1 (rc $?)"; last $R/g1.$PHASE.log
+  python3 scripts/device/ckpt_weights.py $R/g1 $R/g1/weights
+  python3 benchmarks/recon_camera_eval.py shipped $R/g1/weights --frames 8 --context 5 --scenes 32 --device cuda \
+    --out $R/cam_g1_p$PHASE.json 2>&1 | grep -v INFO
+}
+case ${PHASE:-1} in
+1)
+  (MAX_JOBS=4 nice -n 19 bash -c "$(declare -f build_gsplat); build_gsplat" > $R/gsplat.log 2>&1 &)
+  g1 75 --set w_render=0 --set w_mse=0
+  echo "== gsplat"; last $R/gsplat.log
+  pack p1 $R/cam_g1_p1.json $R/g1/metrics.json $R/*.log
+  ;;
+2)
+  g1 75 --set w_render=1 --set w_mse=1 --set render_every=4 --resume
+  pack p2 $R/cam_g1_p2.json $R/g1/metrics.json $R/*.log
+  ;;
+3)
+  python3 scripts/device/ckpt_weights.py $R/g1 $R/g1/weights
+  stitch g1 $R/g1/weights $(left 120)
+  claim g1 $R/g1/weights $R/stitch_g1
+  for f in search_g1 stitch_g1 claim16_g1; do echo "== $f"; last $R/$f.log; done
+  sed -n 3,8p $R/claim16_g1.md
+  C=$R/cand; mkdir -p $C/g1/stitched-mini
+  cp -r $R/g1/weights $C/g1/anysplat-mini && cp $R/stitch_g1/stitched.* $C/g1/stitched-mini/
+  pack p3 $C $R/claim16_* $R/cam_g1_*.json $R/g1/metrics.json $R/*.log
+  ;;
+esac
+echo "total $(( $(date +%s) - t0 )) s"

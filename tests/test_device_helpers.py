@@ -1,0 +1,53 @@
+"""Device-session helpers: a checkpoint's weights as a model folder; the per-motion camera evaluation."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(rel: str, name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / rel)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_ckpt_weights_exports_the_latest_checkpoint(tmp_path):
+    from vist3a.models.anysplat import anysplat_mini
+
+    m = _load("scripts/device/ckpt_weights.py", "ckpt_weights")
+    old = anysplat_mini().state_dict()
+    new = {k: v + 0.01 if v.is_floating_point() else v for k, v in old.items()}  # "trained" further
+    (tmp_path / "checkpoints").mkdir()
+    torch.save({"step": 5, "model": old}, tmp_path / "checkpoints" / "step_00000005.pt")
+    torch.save({"step": 12, "model": new}, tmp_path / "checkpoints" / "step_00000012.pt")
+    assert m.export(tmp_path, tmp_path / "out") == 12
+    got = anysplat_mini(weights=tmp_path / "out").state_dict()
+    key = next(k for k in got if k.endswith("qkv.weight"))  # a trained-size linear weight (tokens start ~0)
+    torch.testing.assert_close(got[key].float(), new[key].half().float())  # fp16 folder of the later one
+    assert not torch.equal(got[key].float(), old[key].half().float())
+
+
+def test_recon_camera_eval_splits_by_motion_against_the_static_camera(tmp_path):
+    m = _load("benchmarks/recon_camera_eval.py", "recon_camera_eval")
+    out = tmp_path / "cam.json"
+    assert m.main(["shipped", "--frames", "3", "--context", "2", "--size", "56", "--scenes", "3", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())["runs"]["shipped"]
+    from vist3a.world.sample import make_sample
+    from vist3a.train.mini_loop import MiniTrainConfig
+
+    seed = MiniTrainConfig(out=tmp_path, steps=1).eval_seed
+    motions = [make_sample(i, seed, 3, 56, 3).trajectory.motion for i in range(3)]
+    assert [r["motion"] for r in res["clips"]] == motions
+    for r in res["clips"]:
+        if r["motion"] in ("dolly", "truck"):  # no rotation: the static camera is exact
+            assert r["rot_deg_static"] < 1e-3
+    assert sum(v["clips"] for v in res["by_motion"].values()) == 3
+    assert abs(res["mean"]["rot_deg"] - sum(r["rot_deg"] for r in res["clips"]) / 3) < 1e-9
