@@ -51,3 +51,23 @@ def test_recon_camera_eval_splits_by_motion_against_the_static_camera(tmp_path):
             assert r["rot_deg_static"] < 1e-3
     assert sum(v["clips"] for v in res["by_motion"].values()) == 3
     assert abs(res["mean"]["rot_deg"] - sum(r["rot_deg"] for r in res["clips"]) / 3) < 1e-9
+
+
+def test_vae_colour_probe_scores_a_lossless_vae_perfectly():
+    """A stand-in VAE that gives the true clip back: every object's colour is read right (the palette's promise)."""
+    m = _load("benchmarks/vae_colour_probe.py", "vae_colour_probe")
+
+    class Lossless:
+        def encode(self, video, sample=False):  # [1, 3, T, H, W] in [-1, 1] → mean colour of 8x8 blocks per frame
+            self.video = video
+            first = video[:, :, :1]
+            rest = video[:, :, 1:].unflatten(2, (-1, 4)).mean(3)
+            return torch.nn.functional.avg_pool3d(torch.cat([first, rest], 2), (1, 8, 8))
+
+        def decode(self, raw):
+            return self.video
+
+    res = m.probe(Lossless(), scenes=6, seed=555)
+    assert res["objects"] >= 6
+    assert res["decoded_accuracy"] == 1.0
+    assert all(set(row) == {c} for c, row in res["confusion"].items())  # the diagonal only

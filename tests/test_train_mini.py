@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from anysplat_tiny import TINY
+from vist3a.errors import InputError
 from vist3a.cli import main
 from vist3a.models.anysplat import from_pretrained
 from vist3a.models.video import wan_mini
@@ -142,8 +143,6 @@ def test_time_budget_stops_with_a_checkpoint(tmp_path):
 
 
 def test_bad_settings_are_clear_errors(tmp_path):
-    from vist3a.errors import InputError
-
     with pytest.raises(InputError, match="1\\+4k"):
         train_vae(vae_cfg(tmp_path / "f", frames=6), vae_config=TINY_VAE, progress=False)
     with pytest.raises(InputError, match="--steps"):
@@ -267,3 +266,85 @@ def test_vae_eval_colour_metrics_are_zero_for_a_perfect_vae_and_the_chroma_for_a
     ev = task.evaluate()
     assert ev["chroma_l1"] == pytest.approx(float(chroma), rel=1e-4)
     assert ev["object_psnr"] == pytest.approx(float(-10 * torch.log10(se)), abs=1e-3)
+
+
+class _ZeroDecoder(torch.nn.Module):
+    """A VAE stand-in that decodes every latent to grey 0 at 8x its size: the error is then -video."""
+
+    def encode(self, x):
+        from types import SimpleNamespace
+
+        t = 1 + (x.shape[2] - 1) // 4
+        m = torch.zeros(x.shape[0], 16, t, x.shape[3] // 8, x.shape[4] // 8)
+        return SimpleNamespace(latent_dist=SimpleNamespace(mean=m, std=torch.zeros_like(m), logvar=torch.zeros_like(m)))
+
+    def decode(self, z):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(sample=torch.zeros(z.shape[0], 3, 1 + 4 * (z.shape[2] - 1), z.shape[3] * 8, z.shape[4] * 8))
+
+
+def test_vae_chroma_term_is_the_colour_part_of_the_error_on_objects(tmp_path):
+    import contextlib
+
+    from vist3a.train.mini_vae import VaeTask
+
+    vm = wan_mini(weights=None, components=("vae",), vae_config=TINY_VAE)
+    task = VaeTask(vm, vae_cfg(tmp_path, train_scenes=2, max_objects=4, extra={"chroma_weight": 2.0}), torch.device("cpu"))
+    task.model = _ZeroDecoder()
+    item = task.train_set[0]
+    video = item["images"].permute(1, 0, 2, 3) * 2 - 1  # 3, T, S, S
+    obj = item["ids"] > 0  # T, S, S
+    # the error is -video; its colour part is |v_c - mean_c v| averaged over channels, on object pixels only
+    expected = (video - video.mean(0, keepdim=True)).abs().mean(0)[obj].mean()
+    terms = task.loss([0], 0, contextlib.nullcontext())
+    torch.testing.assert_close(terms["chroma"], expected)
+    torch.testing.assert_close(terms["total"], terms["l1"] + 1e-6 * terms["kl"] + 2.0 * expected)
+    assert float(expected) > 0.05  # the world's objects are saturated: a grey decoder is far off
+
+
+def test_vae_crop_windows_hold_an_object_and_bad_crops_are_refused(tmp_path):
+    import contextlib
+
+    from vist3a.train.mini_vae import VaeTask
+
+    vm = wan_mini(weights=None, components=("vae",), vae_config=TINY_VAE)
+    task = VaeTask(vm, vae_cfg(tmp_path, train_scenes=3, max_objects=4, extra={"crop": 16}), torch.device("cpu"))
+    items = [task.train_set[i] for i in range(3)]
+    from vist3a.train.mini_vae import as_video, object_mask
+
+    video, mask = as_video(items, task.device), object_mask(items, task.device)
+    for step in range(4):
+        v, m = task._crop(video, mask, step)
+        assert v.shape[-2:] == (16, 16) and m.shape[-2:] == (16, 16)
+        assert all(bool(m[b, 0, 0].any()) for b in range(3))  # the window holds an object pixel of frame 0
+        # the window is the video at a grid-aligned offset
+        for b in range(3):
+            hits = [(y, x) for y in range(0, 32 - 15, 8) for x in range(0, 32 - 15, 8)
+                    if torch.equal(video[b, ..., y : y + 16, x : x + 16], v[b])]  # fmt: skip
+            assert hits
+    task.model = _ZeroDecoder()
+    assert torch.isfinite(task.loss([0, 1], 0, contextlib.nullcontext())["total"])
+    for bad in (12, 40, "x", -8):
+        with pytest.raises(InputError, match="crop"):
+            VaeTask(vm, vae_cfg(tmp_path / str(bad), extra={"crop": bad}), torch.device("cpu"))
+    with pytest.raises(InputError, match="unknown vae option"):
+        VaeTask(vm, vae_cfg(tmp_path / "u", extra={"chroma": 1}), torch.device("cpu"))
+
+
+def test_vae_decoder_only_keeps_the_encoder_and_the_latent_stats(tmp_path):
+    vm = wan_mini(components=("vae",), vae_config=TINY_VAE, seed=0)
+    stats = ([0.5 + 0.1 * c for c in range(16)], [1.0 + 0.2 * c for c in range(16)])  # "what the DiT saw"
+    vm.set_latent_stats(*stats)
+    stats = (list(vm.vae.config.latents_mean), list(vm.vae.config.latents_std))  # as stored (float32-rounded)
+    before = {k: v.clone() for k, v in vm.vae.state_dict().items()}
+    cfg = vae_cfg(tmp_path, steps=3, extra={"decoder_only": 1, "chroma_weight": 1.0})
+    train_vae(cfg, video_model=vm, progress=False)
+    after = vm.vae.state_dict()
+    exported = wan_mini(weights=tmp_path / "wan_mini", components=("vae",)).vae.config
+    assert list(exported.latents_mean) == stats[0] and list(exported.latents_std) == stats[1]
+    enc = [k for k in before if k.startswith(("encoder.", "quant_conv."))]
+    dec = [k for k in before if k.startswith(("decoder.", "post_quant_conv."))]
+    assert enc and dec
+    assert all(torch.equal(before[k], after[k]) for k in enc)
+    assert any(not torch.equal(before[k], after[k]) for k in dec)

@@ -15,6 +15,8 @@
 #   PHASE=2  g1 resumed with the rendering terms on every 4th step (geometry-only steps cost NVS: 14.2 → 12.8 dB on
 #            the CPU evaluation after 1596 of them), so appearance is kept while the camera keeps learning
 #   PHASE=3  re-stitch (layer search + LoRA self-distillation) and the claim table on g1; candidates packed
+#   PHASE=vae  (budget permitting, else the next session) the VAE decoder's colour fine-tune on whole 13-frame
+#            clips with the encoder frozen, then benchmarks/vae_colour_probe.py at frames 0 and 6
 # Every phase ends with benchmarks/recon_camera_eval.py on 32 held-out clips (per motion, against the static
 # camera). Each phase ends within BUDGET seconds (default 540).
 set -uo pipefail
@@ -56,6 +58,17 @@ case ${PHASE:-1} in
   C=$R/cand; mkdir -p $C/g1/stitched-mini
   cp -r $R/g1/weights $C/g1/anysplat-mini && cp $R/stitch_g1/stitched.* $C/g1/stitched-mini/
   pack p3 $C $R/claim16_* $R/cam_g1_*.json $R/g1/metrics.json $R/*.log
+  ;;
+vae)  # the decoder colour fine-tune (session 9, docs/mini.md): whole 13-frame clips, encoder frozen; for a
+      # session with budget left over, or the one after (needs only the wheels: PHASE=1's machine or a fresh one)
+  OMP_NUM_THREADS=8 timeout $((B - 60)) python3 -m vist3a world train-mini --stage vae --init shipped --out $R/vaeft \
+    --steps 100000 --batch 4 --frames 13 --size 256 --lr 1.5e-4 --warmup 20 --eval-scenes 8 --eval-every 100000 \
+    --ckpt-every 200 --object-weight 3 --set decoder_only=1 --set chroma_weight=2 --minutes $(left 240) \
+    > $R/vaeft.log 2>&1
+  echo "== vaeft"; last $R/vaeft.log
+  for f in 0 6; do python3 benchmarks/vae_colour_probe.py --vae-weights shipped $R/vaeft/wan_mini --scenes 40 \
+    --frame $f --out $R/vae_colour_f$f.json 2>&1 | grep -v INFO | grep -v "^    "; done
+  pack pv $R/vaeft/wan_mini $R/vaeft/metrics.json $R/vae_colour_f*.json $R/vaeft.log
   ;;
 esac
 echo "total $(( $(date +%s) - t0 )) s"

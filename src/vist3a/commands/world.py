@@ -53,8 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tm.add_argument("--size", type=int, default=None, help="image side (vae 256, recon 224)")
     tm.add_argument("--context", type=int, default=None, help="recon: views given to the network")
     tm.add_argument("--set", dest="recon_set", action="append", default=[], metavar="KEY=VALUE",
-                    help="recon: a stage option of vist3a.train.mini_recon.RECON_OPTIONS, e.g. w_camera=2, "
-                         "render_cameras=gt, depth_loss=log, cache=1 (repeatable)")  # fmt: skip
+                    help="recon/vae: a stage option of vist3a.train.mini_recon.RECON_OPTIONS (e.g. w_camera=2, "
+                         "render_cameras=gt, cache=1) or vist3a.train.mini_vae.VAE_OPTIONS (e.g. decoder_only=1, "
+                         "chroma_weight=1, crop=128); repeatable")  # fmt: skip
     tm.add_argument("--kl-weight", type=float, default=1e-6, help="vae: weight of the mean KL")
     tm.add_argument("--object-weight", type=float, default=1.0,
                     help="vae: L1 weight of object pixels relative to floor and sky (default 1 = plain mean)")
@@ -125,8 +126,8 @@ def _train_mini(args: argparse.Namespace) -> int:
         extra = {"cfg_drop": args.cfg_drop}
     if not vae and args.context is not None:
         extra["context"] = args.context
-    if args.recon_set and args.stage != "recon":
-        raise InputError("--set is a recon-stage option")
+    if args.recon_set and args.stage not in ("recon", "vae"):
+        raise InputError("--set is a recon- and vae-stage option")
     for item in args.recon_set:
         key, sep, value = item.partition("=")
         if not sep or not key:

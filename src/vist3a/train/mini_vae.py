@@ -4,7 +4,12 @@ One step: B world scenes as videos ``[B, 3, T, S, S]`` in [-1, 1] → ``Autoenco
 a posterior sample (generator seeded by (seed, step)) → decode →
 ``loss = L1(recon, video) + λ_kl · KL + λ_lpips · LPIPS``, where KL is the mean over latent elements of
 ``KL(N(μ, σ²) ‖ N(0, 1))`` and LPIPS (VGG, published weights, only when found offline) is taken on
-every frame. Evaluation: reconstruction PSNR (posterior mode) on held-out scenes. At the end the
+every frame. Options for a decoder fine-tune (session 9 found the shipped decoder folds the eight palette
+colours onto three — red and yellow decode orange, purple blue — while the latent still tells them apart):
+``decoder_only`` freezes the encoder (the latent space, so the DiT trained on it stays valid), ``chroma_weight``
+adds the L1 of the colour part of the error (the error minus its grey level) on object pixels, and ``crop``
+trains on square crops around a random object pixel (cheaper steps where the colours are).
+Evaluation: reconstruction PSNR (posterior mode) on held-out scenes. At the end the
 per-channel latent mean/std is fitted on held-out latents (posterior mode, stored in the VAE config
 by :meth:`VideoModel.set_latent_stats`) and the VAE is written in fp16 to ``out/wan_mini``, which
 ``registry.build("wan-mini", weights=out/"wan_mini", components=("vae",))`` loads.
@@ -30,6 +35,15 @@ from vist3a.world.dataset import WorldDataset
 log = logging.getLogger(__name__)
 
 EXPORT_DIR = "wan_mini"
+# stage options (config.extra) and their defaults
+VAE_OPTIONS: dict[str, Any] = {
+    "kl_weight": 1e-6,
+    "lpips_weight": 0.0,
+    "object_weight": 1.0,
+    "chroma_weight": 0.0,  # L1 of the error's colour part (minus its grey level) on object pixels
+    "decoder_only": False,  # freeze the encoder (and its quant conv): the latent space does not move
+    "crop": 0,  # train on crops of this side (a multiple of the spatial ratio) around an object; 0 = whole frames
+}
 
 
 def kl_standard_normal(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -73,13 +87,28 @@ class VaeTask:
         video_model.check_num_frames(config.frames)
         if config.size % (video_model.spatial_ratio) != 0:
             raise InputError(f"--size must be a multiple of {video_model.spatial_ratio}, got {config.size}")
-        self.kl_weight = float(config.extra.get("kl_weight", 1e-6))
+        unknown = sorted(set(config.extra) - set(VAE_OPTIONS))
+        if unknown:
+            raise InputError(f"unknown vae option(s) {unknown}; known: {sorted(VAE_OPTIONS)}")
+        ex = {**VAE_OPTIONS, **{k: v for k, v in config.extra.items() if v is not None}}
+        self.kl_weight = float(ex["kl_weight"])
         # objects are the only coloured pixels and cover a few per cent of a frame: weighting them keeps an
         # L1-trained VAE from learning luminance only (docs/mini.md); 1 = the plain mean
-        self.object_weight = float(config.extra.get("object_weight", 1.0))
+        self.object_weight = float(ex["object_weight"])
         if self.object_weight <= 0:
             raise InputError(f"--object-weight must be > 0, got {self.object_weight}")
-        self.lpips_weight = float(config.extra.get("lpips_weight", 0.0))
+        self.chroma_weight = float(ex["chroma_weight"])
+        if self.chroma_weight < 0:
+            raise InputError(f"chroma_weight must be >= 0, got {self.chroma_weight}")
+        self.decoder_only = ex["decoder_only"] in (True, 1, "1", "true", "True")
+        if self.decoder_only:
+            self.model.encoder.requires_grad_(False)
+            self.model.quant_conv.requires_grad_(False)
+        self.crop = int(ex["crop"]) if str(ex["crop"]).isdigit() else -1
+        ratio = video_model.spatial_ratio
+        if self.crop < 0 or self.crop % ratio or self.crop > config.size:
+            raise InputError(f"crop must be 0 or a multiple of {ratio} up to --size {config.size}, got {ex['crop']!r}")
+        self.lpips_weight = float(ex["lpips_weight"])
         self.lpips = None
         if self.lpips_weight > 0:
             from vist3a.eval.metrics import load_lpips
@@ -94,22 +123,51 @@ class VaeTask:
         self.train_set = WorldDataset(config.train_scenes, seed=config.seed, **kw)
         self.eval_set = WorldDataset(config.eval_scenes, seed=config.eval_seed, **kw)
 
+    def _crop(self, video: torch.Tensor, mask: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Square ``crop`` windows (grid-aligned) around a random object pixel of each clip's first frame."""
+        c, size, r = self.crop, video.shape[-1], self.video_model.spatial_ratio
+        g = torch.Generator().manual_seed(mix_seed(self.config.seed, step, 2))
+        vs, ms = [], []
+        for b in range(video.shape[0]):
+            ys, xs = torch.nonzero(mask[b, 0, 0].cpu(), as_tuple=True)
+            if len(ys):
+                k = int(torch.randint(len(ys), (1,), generator=g))
+                cy, cx = int(ys[k]), int(xs[k])
+            else:  # no object in view: the middle of the frame
+                cy = cx = size // 2
+            y0 = min(max(cy - c // 2, 0), size - c) // r * r
+            x0 = min(max(cx - c // 2, 0), size - c) // r * r
+            vs.append(video[b, ..., y0 : y0 + c, x0 : x0 + c])
+            ms.append(mask[b, ..., y0 : y0 + c, x0 : x0 + c])
+        return torch.stack(vs), torch.stack(ms)
+
     def loss(self, indices: list[int], step: int, autocast: contextlib.AbstractContextManager) -> dict[str, torch.Tensor]:
         items = [self.train_set[i] for i in indices]  # rendered once: images and, for --object-weight, ids
         video = as_video(items, self.device)
+        mask = object_mask(items, self.device)  # B, 1, T, S, S
+        if self.crop:
+            video, mask = self._crop(video, mask, step)
         g = torch.Generator(device=self.device).manual_seed(mix_seed(self.config.seed, step, 1))
         with autocast:
-            post = self.model.encode(video).latent_dist
-            z = post.mean + post.std * torch.randn(post.mean.shape, generator=g, device=self.device, dtype=post.mean.dtype)
+            with torch.no_grad() if self.decoder_only else contextlib.nullcontext():
+                post = self.model.encode(video).latent_dist
+                noise = torch.randn(post.mean.shape, generator=g, device=self.device, dtype=post.mean.dtype)
+                z = post.mean + post.std * noise
             recon = self.model.decode(z).sample.float()
-        err = (recon - video).abs()  # B, 3, T, S, S
+        signed = recon - video  # B, 3, T, S, S
+        err = signed.abs()
         if self.object_weight != 1.0:
-            w = 1.0 + (self.object_weight - 1.0) * object_mask(items, self.device).float()
+            w = 1.0 + (self.object_weight - 1.0) * mask.float()
             terms = {"l1": (err * w).sum() / (w.sum() * err.shape[1])}
         else:
             terms = {"l1": err.mean()}
         terms["kl"] = kl_standard_normal(post.mean, post.logvar)
         total = terms["l1"] + self.kl_weight * terms["kl"]
+        if self.chroma_weight:
+            # hue and saturation errors: what is left of the error once its grey level is taken out
+            chroma = (signed - signed.mean(1, keepdim=True)).abs().mean(1, keepdim=True)  # B, 1, T, S, S
+            terms["chroma"] = (chroma * mask).sum() / mask.sum().clamp_min(1)
+            total = total + self.chroma_weight * terms["chroma"]
         if self.lpips is not None:
             frames = lambda v: v.permute(0, 2, 1, 3, 4).flatten(0, 1)  # noqa: E731 - B*T, 3, H, W
             terms["lpips"] = self.lpips((frames(recon) + 1) / 2, (frames(video) + 1) / 2).mean()
@@ -155,7 +213,11 @@ class VaeTask:
         return mean, std
 
     def export(self, out: Path) -> dict[str, Any]:
-        mean, std = self.fit_latent_stats()
+        if self.decoder_only:  # the latent space did not move: keep the statistics the DiT was trained with
+            cfg = self.model.config
+            mean, std = torch.tensor(cfg.latents_mean), torch.tensor(cfg.latents_std)
+        else:
+            mean, std = self.fit_latent_stats()
         vae16 = copy.deepcopy(self.model).to("cpu", torch.float16).eval()
         dst = out / EXPORT_DIR
         old = out / f".{EXPORT_DIR}.old"
