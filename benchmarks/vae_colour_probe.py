@@ -60,8 +60,13 @@ def probe(video_model, scenes: int, seed: int, frame: int = 0) -> dict:
     confusion = {names[a]: {(names[b] if b >= 0 else "none"): int(((y == a) & (d == b)).sum())
                             for b in [*range(len(names)), -1] if ((y == a) & (d == b)).any()}
                  for a in range(len(names)) if (y == a).any()}  # fmt: skip
+    yt = y[test]
+    latent_confusion = {names[a]: {names[b]: int(((yt == a) & (pred == b)).sum()) for b in range(len(names))
+                                   if ((yt == a) & (pred == b)).any()}
+                        for a in range(len(names)) if (yt == a).any()}  # fmt: skip
     return {"objects": int(len(y)), "decoded_accuracy": float((d == y).mean()),
-            "latent_probe_accuracy": float((pred == y[test]).mean()), "confusion": confusion}  # fmt: skip
+            "latent_probe_accuracy": float((pred == yt).mean()), "confusion": confusion,
+            "latent_confusion": latent_confusion}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,8 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         res["runs"][w] = r = probe(vm, a.scenes, a.seed, a.frame)
         print(f"{w}: {r['objects']} objects; decoded colour right {100 * r['decoded_accuracy']:.1f} %, "
               f"latent probe {100 * r['latent_probe_accuracy']:.1f} %", flush=True)  # fmt: skip
-        for c, row in r["confusion"].items():
-            print(f"  {c:>7} → " + ", ".join(f"{k} {v}" for k, v in sorted(row.items(), key=lambda kv: -kv[1])))
+        for what in ("confusion", "latent_confusion"):
+            print(f"  {what.replace('_', ' ')} (true → read):")
+            for c, row in r[what].items():
+                print(f"    {c:>7} → " + ", ".join(f"{k} {v}" for k, v in sorted(row.items(), key=lambda kv: -kv[1])))
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(a.out, json.dumps(res, indent=1) + "\n")
