@@ -5,7 +5,7 @@ a posterior sample (generator seeded by (seed, step)) → decode →
 ``loss = L1(recon, video) + λ_kl · KL + λ_lpips · LPIPS``, where KL is the mean over latent elements of
 ``KL(N(μ, σ²) ‖ N(0, 1))`` and LPIPS (VGG, published weights, only when found offline) is taken on
 every frame. Options for a decoder fine-tune (session 9 found the shipped decoder folds the eight palette
-colours onto three — red and yellow decode orange, purple blue — while the latent still tells them apart):
+colours onto three — red and yellow decode orange, purple blue — while the latent still holds most of them):
 ``decoder_only`` freezes the encoder (the latent space, so the DiT trained on it stays valid), ``chroma_weight``
 adds the L1 of the colour part of the error (the error minus its grey level) on object pixels, and ``crop``
 trains on square crops around a random object pixel (cheaper steps where the colours are).
@@ -213,8 +213,9 @@ class VaeTask:
         return mean, std
 
     def export(self, out: Path) -> dict[str, Any]:
-        if self.decoder_only:  # the latent space did not move: keep the statistics the DiT was trained with
-            cfg = self.model.config
+        cfg = self.model.config
+        kept = getattr(cfg, "latents_mean", None) is not None and getattr(cfg, "latents_std", None) is not None
+        if self.decoder_only and kept:  # the latent space did not move: keep the statistics the DiT was trained with
             mean, std = torch.tensor(cfg.latents_mean), torch.tensor(cfg.latents_std)
         else:
             mean, std = self.fit_latent_stats()
