@@ -139,6 +139,16 @@ class MiniResult:
     checkpoint: Path | None = None
 
 
+def option_flag(value: Any) -> bool:
+    """A stage option's on/off value as given in Python or by ``--set KEY=VALUE`` (``1``, ``true``, ...)."""
+    return value in (True, 1, "1", "true", "True")
+
+
+def option_count(value: Any) -> int | None:
+    """A stage option's whole number ``>= 0`` (Python or ``--set``), or None when it is not one."""
+    return int(value) if str(value).isdigit() else None
+
+
 def mix_seed(seed: int, step: int, salt: int) -> int:
     """A seed for draw ``salt`` of step ``step`` (independent of batching and resumption)."""
     return (int(seed) * 1_000_003 + int(step) * 7919 + int(salt) * 104_729) % (2**63 - 1)

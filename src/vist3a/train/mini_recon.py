@@ -54,7 +54,7 @@ from vist3a.gaussians.render import render
 from vist3a.models.anysplat import AnySplat, anysplat_mini
 from vist3a.models.geometry import se3_inverse, unproject_depth
 from vist3a.models.pose_encoding import extri_intri_to_pose_encoding, quat_xyzw_to_matrix
-from vist3a.train.mini_loop import MiniResult, MiniTrainConfig, run_loop
+from vist3a.train.mini_loop import MiniResult, MiniTrainConfig, option_count, option_flag, run_loop
 from vist3a.world.dataset import WorldDataset
 
 log = logging.getLogger(__name__)
@@ -265,7 +265,7 @@ class ReconTask:
         if self.render_cameras not in ("gt", "pred"):
             raise InputError(f"render_cameras must be 'gt' or 'pred', got {self.render_cameras!r}")
         self.backend = str(ex["render_backend"])
-        self.render_every = int(ex["render_every"]) if str(ex["render_every"]).isdigit() else 0
+        self.render_every = option_count(ex["render_every"]) or 0
         if self.render_every < 1:
             raise InputError(f"render_every must be a whole number >= 1, got {ex['render_every']!r}")
         kw = dict(frames=config.frames, size=config.size, device=device, max_objects=config.max_objects,
@@ -274,7 +274,7 @@ class ReconTask:
         # clips keep the world's mix so evaluations stay comparable across runs
         self.train_set: Any = WorldDataset(config.train_scenes, seed=config.seed, motion=ex["motions"], **kw)
         self.eval_set: Any = WorldDataset(config.eval_scenes, seed=config.eval_seed, **kw)
-        if ex["cache"] in (True, 1, "1", "true", "True"):
+        if option_flag(ex["cache"]):
             gib = (config.train_scenes + config.eval_scenes) * config.frames * config.size**2 * 5 / 2**30
             if gib > CACHE_MAX_GIB:
                 raise InputError(

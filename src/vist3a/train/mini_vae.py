@@ -29,7 +29,7 @@ import torch
 from vist3a.errors import InputError, MissingWeightsError
 from vist3a.eval.metrics import psnr
 from vist3a.models.video import VideoModel, wan_mini
-from vist3a.train.mini_loop import MiniResult, MiniTrainConfig, mix_seed, run_loop
+from vist3a.train.mini_loop import MiniResult, MiniTrainConfig, mix_seed, option_count, option_flag, run_loop
 from vist3a.world.dataset import WorldDataset
 
 log = logging.getLogger(__name__)
@@ -100,14 +100,15 @@ class VaeTask:
         self.chroma_weight = float(ex["chroma_weight"])
         if self.chroma_weight < 0:
             raise InputError(f"chroma_weight must be >= 0, got {self.chroma_weight}")
-        self.decoder_only = ex["decoder_only"] in (True, 1, "1", "true", "True")
+        self.decoder_only = option_flag(ex["decoder_only"])
         if self.decoder_only:
             self.model.encoder.requires_grad_(False)
             self.model.quant_conv.requires_grad_(False)
-        self.crop = int(ex["crop"]) if str(ex["crop"]).isdigit() else -1
+        crop = option_count(ex["crop"])
         ratio = video_model.spatial_ratio
-        if self.crop < 0 or self.crop % ratio or self.crop > config.size:
+        if crop is None or crop % ratio or crop > config.size:
             raise InputError(f"crop must be 0 or a multiple of {ratio} up to --size {config.size}, got {ex['crop']!r}")
+        self.crop = crop
         self.lpips_weight = float(ex["lpips_weight"])
         self.lpips = None
         if self.lpips_weight > 0:
