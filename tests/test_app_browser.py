@@ -62,6 +62,12 @@ def test_app_page_generates_shows_and_downloads(browser, tiny, tmp_path) -> None
         # a person types a prompt and waits for the result
         prompt.fill("a red cube on a checkered floor")
         input_of(page, "Seed").fill("7")
+        # the page sends a typed value to the server a moment later; a person is never faster than that
+        panel = next(iter(app.panels.values()))
+        end = time.monotonic() + 30
+        while (panel.seed.value != 7 or panel.prompt.value != "a red cube on a checkered floor") and time.monotonic() < end:
+            time.sleep(0.05)
+        assert panel.seed.value == 7, f"the page's seed did not reach the server (it reads {panel.seed.value})"
         generate.click()
         page.get_by_text("done in").wait_for(timeout=300_000)
         assert app.generations == 1
@@ -69,7 +75,6 @@ def test_app_page_generates_shows_and_downloads(browser, tiny, tmp_path) -> None
         assert '"seed": 7' in (folder / "settings.json").read_text()  # the page's seed was used
 
         # the scene is in the 3D view; Play flies the page's camera along the predicted trajectory
-        panel = next(iter(app.panels.values()))
         page.get_by_text("Play fly-through", exact=True).click()
         end = time.monotonic() + 60
         while not panel.viewer.playing and time.monotonic() < end:
