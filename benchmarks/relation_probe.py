@@ -5,7 +5,10 @@ The judge's relation question counts only when both objects are found with the r
 missed". This asks the first question alone: for held-out world captions with a left/right relation, it
 generates each scene, finds the two objects by colour in the first decoded frame (the caption's view;
 `Judge.detect`, shapes ignored) and checks their order. The same check on the world's own first frame
-is the reference (the judge's detection is right about the scene's true order).
+is the reference (the judge's detection is right about the scene's true order). ``generated_3d`` is the
+view the judge reads: the generated 3DGS rendered at its first predicted camera (white background, as
+`vist3a eval text-to-3d` renders); ``vae`` is the VAE round trip of the true clip and ``vae_3d`` the stitched
+decoder's scene of the true clip's latent (with that round trip as its RGB input, as in generation).
 
     python benchmarks/relation_probe.py --scenes 12 --out benchmarks/results/relation_probe.json
 """
@@ -34,12 +37,20 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     import vist3a
+    from vist3a.gaussians.render import render
     from vist3a.io_utils import atomic_write_text
     from vist3a.train import HELD_OUT_SEED
     from vist3a.world.judge import Judge
     from vist3a.world.sample import make_sample
 
     seed = HELD_OUT_SEED if a.seed is None else a.seed
+
+    def first_view(gaussians: object, cameras: object) -> torch.Tensor:
+        """The scene at its first camera ``[1, 3, H, W]``, white background, 8-bit (as the evaluation stores views)."""
+        with torch.no_grad():
+            view = render(gaussians.to("cpu", torch.float32), cameras[0], background=1.0).rgb  # type: ignore[attr-defined]
+        return torch.round(view[:1].clamp(0, 1) * 255) / 255
+
     pipe = vist3a.load_pipeline(a.model, device="cpu")
     frames = pipe.settings.num_frames
     size = pipe.settings.height
@@ -57,8 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         clip = s.render("cpu").rgb.float()  # T, 3, H, W
         with torch.no_grad():  # the VAE round trip of the true clip: what the latent space keeps of the objects
             raw = pipe.video.encode(clip.permute(1, 0, 2, 3)[None] * 2 - 1, sample=False)
-            vae = ((pipe.video.decode(raw)[0, :, :1].permute(1, 0, 2, 3) + 1) / 2).clamp(0, 1)
-        images = {"generated": res.frames[:1].float(), "vae": vae, "world": clip[:1]}
+            decoded, rec = pipe.latents_to_3d(raw)
+        images = {"generated": res.frames[:1].float(), "generated_3d": first_view(res.gaussians, res.cameras),
+                  "vae": decoded[:1], "vae_3d": first_view(rec.gaussians[0], rec.cameras[0]), "world": clip[:1]}  # fmt: skip
         for oi, rel, oj in rels:
             ci, cj = s.caption.objects[oi].colour, s.caption.objects[oj].colour
             row = {"scene": i - 1, "prompt": prompt, "relation": [ci, rel, cj]}
@@ -71,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
         print(f"{len(rows)}: {prompt!r}: " + ", ".join(f"{n} {rows[-1][n]}" for n in images), flush=True)
     summary = {}
-    for name in ("generated", "vae", "world"):
+    for name in ("generated", "generated_3d", "vae", "vae_3d", "world"):
         found = [r for r in rows if all(r[name]["found"])]
         summary[name] = {"relations": len(rows), "both_found": len(found),
                          "first_found": sum(r[name]["found"][0] for r in rows),

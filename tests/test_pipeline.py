@@ -65,6 +65,10 @@ def test_generation_is_the_documented_composition(pipe):
     assert len(res.cameras) == 5 and (res.cameras.width, res.cameras.height) == (56, 56)
     assert res.depth.shape == (5, 56, 56)
     assert set(res.timings) == {"text_encoding", "denoising", "vae_decode", "stitched_decode"}
+    # the latent → 3D half alone (used by the probes on VAE round trips) is the same composition
+    frames, alone = pipe.latents_to_3d(raw)
+    torch.testing.assert_close(frames, rgb, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(alone.gaussians[0].means, rec.gaussians[0].means, rtol=1e-4, atol=1e-4)
 
 
 def test_seeds_reproduce_and_differ(pipe):

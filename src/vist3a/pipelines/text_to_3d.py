@@ -326,7 +326,7 @@ class TextTo3DPipeline:
         keep_frames: bool,
         progress: bool,
     ) -> TextTo3DResult:
-        video, dec = self.video, self.decoder
+        video = self.video
         dev = self.device
         timings: dict[str, float] = {}
 
@@ -350,23 +350,9 @@ class TextTo3DPipeline:
         _sync(dev)
         timings["denoising"] = time.perf_counter() - t0
 
-        # 3. de-normalise → raw latent; VAE decode → RGB in [-1, 1]
-        t0 = time.perf_counter()
+        # 3–4. de-normalise → raw latent → VAE decode → RGB; the stitched decoder on latent + RGB → 3D
         raw = video.denormalize(z)
-        rgb = video.decode(raw)  # [1, 3, T, H, W]
-        vae_dev = rgb.device
-        _sync(vae_dev)
-        timings["vae_decode"] = time.perf_counter() - t0
-
-        # 4. RGB at the reconstruction size (bilinear per frame = the official trilinear with T unchanged)
-        t0 = time.perf_counter()
-        rh, rw = recon_input_size(dec, raw.shape[-2], raw.shape[-1])
-        frames01 = ((rgb.float() + 1.0) / 2.0).clamp(0.0, 1.0)[0].permute(1, 0, 2, 3)  # [T, 3, H, W]
-        dec_dev = next(dec.parameters()).device
-        small = F.interpolate(frames01.to(dec_dev), size=(rh, rw), mode="bilinear", align_corners=False)
-        rec = dec.reconstruct(raw.to(dec_dev), small.clamp(0.0, 1.0)[None])
-        _sync(dec_dev)
-        timings["stitched_decode"] = time.perf_counter() - t0
+        frames01, rec = self.latents_to_3d(raw, timings)
         log.info(
             "generated %r: %d Gaussians, %d cameras (%s)", prompt[:60], len(rec.gaussians[0]), len(rec.cameras[0]),
             ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()),
@@ -382,6 +368,29 @@ class TextTo3DPipeline:
             seed=int(seed),
             timings=timings,
         )
+
+    def latents_to_3d(self, raw: torch.Tensor, timings: dict[str, float] | None = None) -> tuple[torch.Tensor, Any]:
+        """The VAE decode and the stitched decode of a **raw** latent ``[1, C, T', h, w]``.
+
+        Returns ``(frames [T, 3, H, W] in [0, 1] at the video size, the stitched decoder's reconstruction)``;
+        the decoder's RGB branch sees the decoded frames resized to its input size (bilinear per frame = the
+        official trilinear with T unchanged). ``timings`` gets ``vae_decode`` and ``stitched_decode`` seconds.
+        """
+        timings = {} if timings is None else timings
+        dec = self.decoder
+        t0 = time.perf_counter()
+        rgb = self.video.decode(raw)  # [1, 3, T, H, W] in [-1, 1]
+        _sync(rgb.device)
+        timings["vae_decode"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        rh, rw = recon_input_size(dec, raw.shape[-2], raw.shape[-1])
+        frames01 = ((rgb.float() + 1.0) / 2.0).clamp(0.0, 1.0)[0].permute(1, 0, 2, 3)  # [T, 3, H, W]
+        dec_dev = next(dec.parameters()).device
+        small = F.interpolate(frames01.to(dec_dev), size=(rh, rw), mode="bilinear", align_corners=False)
+        rec = dec.reconstruct(raw.to(dec_dev), small.clamp(0.0, 1.0)[None])
+        _sync(dec_dev)
+        timings["stitched_decode"] = time.perf_counter() - t0
+        return frames01, rec
 
     def with_settings(self, **changes: Any) -> TextTo3DPipeline:
         """The same models with changed default settings."""
