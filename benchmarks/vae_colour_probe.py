@@ -2,12 +2,14 @@
 
 For world clips (13 frames at 256², a seed no stage trains on) it encodes each clip (posterior mode),
 decodes it, and asks the judge's colour segmentation (`Judge.segment`) which palette colour covers most of
-each object's true pixels (the world's id mask) in the first decoded frame — the frame the judge reads
-captions from. It prints the accuracy, the confusion (true → decoded colour) and, as the reference for what
-the latent still holds, a nearest-class-mean probe of the object's mean latent vector (half the objects fit
-the class means, the other half are scored). The true frames score 100 % by construction of the palette.
+each object's true pixels (the world's id mask) in the decoded frames asked for (``--frame 0 6``; frame 0
+is the one the judge reads captions from). It prints the accuracy, the confusion (true → decoded colour)
+and, as the reference for what the latent still holds, a nearest-class-mean probe of the object's mean
+latent vector (half the objects fit the class means, the other half are scored). The true frames score
+100 % by construction of the palette. It also reports the round trip's PSNR, object PSNR and chroma error
+on the same whole clips (the VAE stage's held-out metrics), so one run compares VAEs.
 
-    python benchmarks/vae_colour_probe.py --vae-weights shipped RUN/wan_mini --scenes 120 --out x.json
+    python benchmarks/vae_colour_probe.py --vae-weights shipped RUN/wan_mini --scenes 120 --frame 0 6 --out x.json
 """
 
 from __future__ import annotations
@@ -22,34 +24,47 @@ import torch
 import torch.nn.functional as F
 
 
-def probe(video_model, scenes: int, seed: int, frame: int = 0) -> dict:
+def probe(video_model, scenes: int, seed: int, frames: tuple[int, ...] = (0,)) -> dict:
+    """Colour reading per decoded frame in ``frames`` (``{"frames": {f: ...}}``) and the clips' reconstruction
+    metrics (``"reconstruction"``: :func:`~vist3a.train.mini_vae.reconstruction_metrics` of the whole clips)."""
+    from vist3a.train.mini_vae import reconstruction_metrics
     from vist3a.world.judge import Judge
     from vist3a.world.palette import COLOURS
     from vist3a.world.sample import make_sample
 
     judge, names = Judge(), [c.name for c in COLOURS]
-    feats, labels, decoded = [], [], []
+    per = {f: {"feats": [], "labels": [], "decoded": []} for f in frames}
+    clips = []
     for i in range(scenes):
         s = make_sample(i, seed, 13, 256, 3)
         r = s.render("cpu")
-        clip = r.rgb.float()
+        video = r.rgb.float().permute(1, 0, 2, 3)[None] * 2 - 1  # 1, 3, T, H, W
         with torch.no_grad():
-            raw = video_model.encode(clip.permute(1, 0, 2, 3)[None] * 2 - 1, sample=False)  # 1, C, T', h, w
-            dec = ((video_model.decode(raw)[0, :, frame] + 1) / 2).clamp(0, 1)  # 3, H, W
-        seg = judge.segment(dec[None])[0]  # palette colours, H, W
-        z0 = raw[0, :, (frame + 3) // 4]  # the latent frame that holds this frame
-        for k, o in enumerate(s.scene.objects):
-            m = r.ids[frame] == k + 1
-            if m.sum() < 150:  # too small to call
-                continue
-            w = (F.adaptive_avg_pool2d(m[None, None].float(), z0.shape[-1])[0, 0] > 0.5).float()
-            if w.sum() < 2:
-                continue
-            feats.append(((z0 * w).sum((1, 2)) / w.sum()).numpy())
-            labels.append(names.index(o.colour))
-            votes = seg[:, m.numpy()].sum(1)
-            decoded.append(int(votes.argmax()) if votes.sum() > 0 else -1)
-    x, y, d = np.array(feats), np.array(labels), np.array(decoded)
+            raw = video_model.encode(video, sample=False)  # 1, C, T', h, w
+            recon = video_model.decode(raw).float()
+        clips.append((recon, video, (r.ids > 0)[None, None]))
+        for f in frames:
+            acc = per[f]
+            dec = ((recon[0, :, f] + 1) / 2).clamp(0, 1)  # 3, H, W
+            seg = judge.segment(dec[None])[0]  # palette colours, H, W
+            z0 = raw[0, :, (f + 3) // 4]  # the latent frame that holds this frame
+            for k, o in enumerate(s.scene.objects):
+                m = r.ids[f] == k + 1
+                if m.sum() < 150:  # too small to call
+                    continue
+                w = (F.adaptive_avg_pool2d(m[None, None].float(), z0.shape[-1])[0, 0] > 0.5).float()
+                if w.sum() < 2:
+                    continue
+                acc["feats"].append(((z0 * w).sum((1, 2)) / w.sum()).numpy())
+                acc["labels"].append(names.index(o.colour))
+                votes = seg[:, m.numpy()].sum(1)
+                acc["decoded"].append(int(votes.argmax()) if votes.sum() > 0 else -1)
+    return {"frames": {f: colour_scores(per[f], names) for f in frames}, "reconstruction": reconstruction_metrics(clips)}
+
+
+def colour_scores(acc: dict, names: list[str]) -> dict:
+    """Accuracy and confusion of the decoded colours, and the nearest-class-mean probe of the latent."""
+    x, y, d = np.array(acc["feats"]), np.array(acc["labels"]), np.array(acc["decoded"])
     idx = np.random.default_rng(0).permutation(len(y))
     fit, test = idx[: len(y) // 2], idx[len(y) // 2 :]
     mu, sd = x[fit].mean(0), x[fit].std(0) + 1e-6
@@ -74,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--vae-weights", nargs="+", default=["shipped"], help="'shipped' or wan-mini folders (vae/)")
     p.add_argument("--scenes", type=int, default=120)
     p.add_argument("--seed", type=int, default=555, help="world seed (default: one no stage trains or evaluates on)")
-    p.add_argument("--frame", type=int, default=0, help="the decoded frame read (0: the caption's view)")
+    p.add_argument("--frame", type=int, nargs="+", default=[0], help="the decoded frames read (0: the caption's view)")
     p.add_argument("--out", type=Path, default=None)
     a = p.parse_args(argv)
 
@@ -84,13 +99,17 @@ def main(argv: list[str] | None = None) -> int:
     res = {"args": {k: str(v) for k, v in vars(a).items()}, "runs": {}}
     for w in a.vae_weights:
         vm = wan_mini(device="cpu", weights=w, components=("vae",))
-        res["runs"][w] = r = probe(vm, a.scenes, a.seed, a.frame)
-        print(f"{w}: {r['objects']} objects; decoded colour right {100 * r['decoded_accuracy']:.1f} %, "
-              f"latent probe {100 * r['latent_probe_accuracy']:.1f} %", flush=True)  # fmt: skip
-        for what in ("confusion", "latent_confusion"):
-            print(f"  {what.replace('_', ' ')} (true → read):")
-            for c, row in r[what].items():
-                print(f"    {c:>7} → " + ", ".join(f"{k} {v}" for k, v in sorted(row.items(), key=lambda kv: -kv[1])))
+        res["runs"][w] = run = probe(vm, a.scenes, a.seed, tuple(a.frame))
+        rec = run["reconstruction"]
+        print(f"{w}: round trip PSNR {rec['psnr']:.2f} dB, object PSNR {rec.get('object_psnr', float('nan')):.2f} dB, "
+              f"chroma L1 {rec.get('chroma_l1', float('nan')):.4f}", flush=True)  # fmt: skip
+        for f, r in run["frames"].items():
+            print(f"  frame {f}: {r['objects']} objects; decoded colour right {100 * r['decoded_accuracy']:.1f} %, "
+                  f"latent probe {100 * r['latent_probe_accuracy']:.1f} %", flush=True)  # fmt: skip
+            for what in ("confusion", "latent_confusion"):
+                print(f"    {what.replace('_', ' ')} (true → read):")
+                for c, row in r[what].items():
+                    print(f"      {c:>7} → " + ", ".join(f"{k} {v}" for k, v in sorted(row.items(), key=lambda kv: -kv[1])))
     if a.out:
         a.out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(a.out, json.dumps(res, indent=1) + "\n")

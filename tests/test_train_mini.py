@@ -268,6 +268,23 @@ def test_vae_eval_colour_metrics_are_zero_for_a_perfect_vae_and_the_chroma_for_a
     assert ev["object_psnr"] == pytest.approx(float(-10 * torch.log10(se)), abs=1e-3)
 
 
+def test_reconstruction_metrics_of_a_grey_offset():
+    """A uniform offset of 0.1 (in [0, 1] units) is 20 dB everywhere and has no colour part; no clips is an error."""
+    from vist3a.train.mini_vae import reconstruction_metrics
+
+    video = torch.rand(1, 3, 5, 8, 8) * 1.6 - 0.8
+    mask = torch.zeros(1, 1, 5, 8, 8, dtype=torch.bool)
+    mask[..., 2:5, 2:5] = True
+    got = reconstruction_metrics([(video + 0.2, video, mask)])
+    assert got["psnr"] == pytest.approx(20.0, abs=1e-3) and got["object_psnr"] == pytest.approx(20.0, abs=1e-3)
+    assert got["chroma_l1"] == pytest.approx(0.0, abs=1e-6)
+    red = video.clone()
+    red[:, 0] += 0.2  # 0.1 on red only: the colour part is (2, -1, -1) / 30, mean |.| = 4/90
+    assert reconstruction_metrics([(red, video, mask)])["chroma_l1"] == pytest.approx(4 / 90, rel=1e-4)
+    with pytest.raises(InputError, match="at least one clip"):
+        reconstruction_metrics([])
+
+
 class _ZeroDecoder(torch.nn.Module):
     """A VAE stand-in that decodes every latent to grey 0 at 8x its size: the error is then -video."""
 

@@ -21,6 +21,7 @@ import contextlib
 import copy
 import logging
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,30 @@ VAE_OPTIONS: dict[str, Any] = {
     "decoder_only": False,  # freeze the encoder (and its quant conv): the latent space does not move
     "crop": 0,  # train on crops of this side (a multiple of the spatial ratio) around an object; 0 = whole frames
 }
+
+
+def reconstruction_metrics(clips: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> dict[str, float]:
+    """``psnr`` (all pixels, mean over frames and clips), ``object_psnr`` (object pixels only, pooled) and
+    ``chroma_l1`` (mean |error| of the colour part, pixel minus its grey level, on object pixels: a VAE that keeps
+    only luminance scores the objects' saturation here however good its ``psnr``) of ``(recon, video, mask)``
+    triples: ``[1, 3, T, S, S]`` in [-1, 1] (the reconstruction is clamped) and the object mask ``[1, 1, T, S, S]``."""
+    vals, obj_se, chroma, n_obj = [], 0.0, 0.0, 0
+    frames = lambda v: ((v + 1) / 2).permute(0, 2, 1, 3, 4).flatten(0, 1)  # noqa: E731 - B*T, 3, S, S in [0, 1]
+    for recon, video, mask in clips:
+        recon = recon.float().clamp(-1, 1)
+        vals.append(psnr(frames(recon), frames(video)).clamp(max=100.0))
+        err = (recon - video) / 2  # in [0, 1] units
+        m = mask.expand_as(err)
+        obj_se += float(err[m].pow(2).sum())
+        chroma += float((err - err.mean(1, keepdim=True))[m].abs().sum())
+        n_obj += int(m.sum())
+    if not vals:
+        raise InputError("reconstruction_metrics needs at least one clip")
+    out = {"psnr": float(torch.cat(vals).mean())}
+    if n_obj:
+        out["object_psnr"] = float(-10 * torch.log10(torch.tensor(max(obj_se / n_obj, 1e-10))))
+        out["chroma_l1"] = chroma / n_obj
+    return out
 
 
 def kl_standard_normal(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -186,24 +211,11 @@ class VaeTask:
         return out
 
     def evaluate(self) -> dict[str, float]:
-        """Held-out ``psnr`` (all pixels, mean over frames), ``object_psnr`` (object pixels only, pooled) and
-        ``chroma_l1`` (mean |error| of the colour part, pixel minus its grey level, on object pixels: a VAE that
-        keeps only luminance scores the objects' saturation here however good its ``psnr``)."""
-        vals, obj_se, chroma, n_obj = [], 0.0, 0.0, 0
-        for video, z, mask in self._latent_modes():
-            recon = self.model.decode(z.to(next(self.model.parameters()).dtype)).sample.float().clamp(-1, 1)
-            frames = lambda v: ((v + 1) / 2).permute(0, 2, 1, 3, 4).flatten(0, 1)  # noqa: E731
-            vals.append(psnr(frames(recon), frames(video)).clamp(max=100.0))
-            err = (recon - video) / 2  # in [0, 1] units
-            m = mask.expand_as(err)
-            obj_se += float(err[m].pow(2).sum())
-            chroma += float((err - err.mean(1, keepdim=True))[m].abs().sum())
-            n_obj += int(m.sum())
-        out = {"psnr": float(torch.cat(vals).mean())}
-        if n_obj:
-            out["object_psnr"] = float(-10 * torch.log10(torch.tensor(max(obj_se / n_obj, 1e-10))))
-            out["chroma_l1"] = chroma / n_obj
-        return out
+        """Held-out :func:`reconstruction_metrics` of the posterior modes."""
+        dtype = next(self.model.parameters()).dtype
+        return reconstruction_metrics(
+            (self.model.decode(z.to(dtype)).sample.float(), video, mask) for video, z, mask in self._latent_modes()
+        )
 
     def fit_latent_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-channel mean and std ``[C]`` of the held-out latents (posterior mode), stored in the VAE config."""
