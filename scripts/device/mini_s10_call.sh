@@ -66,9 +66,9 @@ vae)  # the decoder colour fine-tune (session 9, docs/mini.md): whole 13-frame c
     --ckpt-every 200 --object-weight 3 --set decoder_only=1 --set chroma_weight=2 --minutes $(left 240) \
     > $R/vaeft.log 2>&1
   echo "== vaeft"; last $R/vaeft.log
-  for f in 0 6; do python3 benchmarks/vae_colour_probe.py --vae-weights shipped $R/vaeft/wan_mini --scenes 40 \
-    --frame $f --out $R/vae_colour_f$f.json 2>&1 | grep -v INFO | grep -v "^    "; done
-  pack pv $R/vaeft/wan_mini $R/vaeft/metrics.json $R/vae_colour_f*.json $R/vaeft.log
+  python3 benchmarks/vae_colour_probe.py --vae-weights shipped $R/vaeft/wan_mini --scenes 40 --frame 0 6 \
+    --out $R/vae_colour.json 2>&1 | grep -v INFO | grep -v "^      "
+  pack pv $R/vaeft/wan_mini $R/vaeft/metrics.json $R/vae_colour.json $R/vaeft.log
   ;;
 esac
 echo "total $(( $(date +%s) - t0 )) s"
