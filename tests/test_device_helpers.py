@@ -75,3 +75,62 @@ def test_vae_colour_probe_scores_a_lossless_vae_perfectly():
         assert all(set(row) == {c} for c, row in got["confusion"].items())  # the diagonal only
     assert res["reconstruction"]["psnr"] == 100.0  # exact (PSNR capped as in the VAE stage's evaluation)
     assert res["reconstruction"]["chroma_l1"] == 0.0
+
+
+def _rot_y(deg: float) -> torch.Tensor:
+    c, s = torch.cos(torch.deg2rad(torch.tensor(deg))), torch.sin(torch.deg2rad(torch.tensor(deg)))
+    m = torch.eye(4)
+    m[0, 0], m[0, 2], m[2, 0], m[2, 2] = c, s, -s, c
+    m[0, 3] = deg / 100  # and a step along x
+    return m
+
+
+def test_camera_head_fit_scores_a_static_head_as_the_static_camera():
+    """A head that puts every view at view 0 errs by exactly the static camera's rotation (10°, 20°, 30° → 20°)."""
+    m = _load("benchmarks/camera_head_fit.py", "camera_head_fit")
+
+    def static_head(layers):
+        b, s = layers[-1].shape[:2]
+        enc = torch.zeros(b, s, 9)
+        enc[..., 6] = 1.0  # identity quaternion (xyzw)
+        enc[..., 7:] = 1.0
+        return [enc]
+
+    c2w = torch.stack([torch.stack([_rot_y(a) for a in (0, 10, 20, 30)])] * 2)
+    res = m.rotation_errors(static_head, {"tokens": torch.zeros(2, 4, 8), "c2w": c2w}, ["orbit", "pan"])
+    assert abs(res["mean"]["rot_deg"] - 20.0) < 1e-3 and abs(res["mean"]["rot_deg_static"] - 20.0) < 1e-3
+    assert set(res["by_motion"]) == {"orbit", "pan"} and res["by_motion"]["pan"]["clips"] == 1
+
+
+def test_camera_head_fit_learns_poses_its_tokens_carry(tmp_path):
+    """Fitting the head alone on tokens that carry the translation cuts the camera loss; the token cache is
+    built once per key."""
+    from vist3a.models.heads.camera_head import CameraHead
+
+    m = _load("benchmarks/camera_head_fit.py", "camera_head_fit")
+    torch.manual_seed(0)
+    head = CameraHead(dim_in=32, trunk_depth=1, num_heads=2)
+    tokens = torch.randn(64, 4, 32)
+    enc = torch.zeros(64, 4, 9)
+    enc[..., :3] = tokens[..., :3] / 2
+    enc[..., 6] = 1.0
+    enc[..., 7:] = 1.0
+    with torch.no_grad():
+        before = float(m.camera_loss(head, tokens, enc))
+    curve = m.fit_head(head, {"tokens": tokens, "enc": enc}, steps=300, batch=16, lr=1e-3, seed=0, log_every=100)
+    with torch.no_grad():
+        after = float(m.camera_loss(head, tokens, enc))
+    assert len(curve) == 3 and after < 0.3 * before, (before, after)
+
+    calls = []
+
+    def build():
+        calls.append(1)
+        return {"tokens": tokens[:2]}
+
+    path = tmp_path / "tok.safetensors"
+    first = m.cached(path, {"clips": 2}, build)
+    again = m.cached(path, {"clips": 2}, build)
+    assert len(calls) == 1 and torch.equal(first["tokens"], again["tokens"])
+    m.cached(path, {"clips": 3}, build)  # a different key: built again
+    assert len(calls) == 2
