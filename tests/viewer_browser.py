@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,6 +83,29 @@ def input_of(page: object, label: str) -> object:
 
     row = page.locator("div.mantine-Flex-root", has=page.locator("label", has_text=re.compile(f"^{re.escape(label)}$")))  # type: ignore[attr-defined]
     return row.last.locator("input:not([type=hidden])").first
+
+
+def type_into(field: object, control: object, value: object, wait_s: float = 30.0) -> None:
+    """Type ``value`` into a page's input and wait until the server's ``control`` holds it.
+
+    viser's page sends GUI updates through one 50 ms throttle shared by every control, keeping only
+    the latest message of a window: a second control edited (or a button pressed) inside the same
+    window drops the first one's update. So each field is typed and seen on the server before the
+    next action, and an update that still went missing is typed again (cleared first, since the
+    page sends nothing for an unchanged value).
+    """
+    text = str(value)
+    end = time.monotonic() + wait_s
+    while True:
+        field.fill(text)  # type: ignore[attr-defined]
+        retype = time.monotonic() + 5.0
+        while control.value != value and time.monotonic() < min(retype, end):  # type: ignore[attr-defined]
+            time.sleep(0.05)
+        if control.value == value or time.monotonic() >= end:  # type: ignore[attr-defined]
+            break
+        field.fill("")  # type: ignore[attr-defined]
+        time.sleep(0.2)  # past the throttle window, so the cleared value is not the one kept
+    assert control.value == value, f"the typed value did not reach the server ({str(control.value)[:40]!r})"  # type: ignore[attr-defined]
 
 
 def canvas_rgb(page: object) -> np.ndarray:
