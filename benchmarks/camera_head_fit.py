@@ -169,9 +169,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--cache", type=Path, default=None, help="safetensors file for the tokens (reused when it matches)")
+    p.add_argument("--train-all", action="store_true",
+                   help="stitched: train every weight of the head, not only its LoRA factors (a diagnostic: "
+                        "tokens or LoRA capacity; --save is refused, the checkpoint holds only the LoRA)")
     p.add_argument("--save", type=Path, default=None, help="write anysplat-mini with the fitted camera head here")
     p.add_argument("--out", type=Path, default=None)
     a = p.parse_args(argv)
+    if a.train_all and a.save and a.model == "stitched":
+        p.error("--train-all changes the head's base weights, which a stitched checkpoint does not hold: drop --save")
     if a.threads:
         torch.set_num_threads(a.threads)
 
@@ -217,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     shipped = head_owner.camera_head.eval()
     before = {s: rotation_errors(shipped, data[s], data[s]["motions"]) for s in ("train", "eval")}
     head = copy.deepcopy(shipped)
+    if a.train_all:
+        head.requires_grad_(True)
     curve = fit_head(head, data["train"], a.steps, a.batch, a.lr, a.seed)
     after = {s: rotation_errors(head, data[s], data[s]["motions"]) for s in ("train", "eval")}
     for s in ("train", "eval"):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,8 +40,8 @@ def test_recon_camera_eval_splits_by_motion_against_the_static_camera(tmp_path):
     out = tmp_path / "cam.json"
     assert m.main(["shipped", "--frames", "3", "--context", "2", "--size", "56", "--scenes", "3", "--out", str(out)]) == 0
     res = json.loads(out.read_text())["runs"]["shipped"]
-    from vist3a.world.sample import make_sample
     from vist3a.train.mini_loop import MiniTrainConfig
+    from vist3a.world.sample import make_sample
 
     seed = MiniTrainConfig(out=tmp_path, steps=1).eval_seed
     motions = [make_sample(i, seed, 3, 56, 3).trajectory.motion for i in range(3)]
@@ -134,3 +134,12 @@ def test_camera_head_fit_learns_poses_its_tokens_carry(tmp_path):
     assert len(calls) == 1 and torch.equal(first["tokens"], again["tokens"])
     m.cached(path, {"clips": 3}, build)  # a different key: built again
     assert len(calls) == 2
+
+
+def test_camera_head_fit_refuses_to_save_a_stitched_head_trained_whole(tmp_path, capsys):
+    """--train-all changes base weights a stitched checkpoint does not hold: refused before any work."""
+    m = _load("benchmarks/camera_head_fit.py", "camera_head_fit")
+    with pytest.raises(SystemExit) as exc:
+        m.main(["--model", "stitched", "--train-all", "--save", str(tmp_path / "x")])
+    assert exc.value.code == 2 and "drop --save" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
