@@ -194,6 +194,39 @@ def test_merged_surface_still_covers_the_view():
     assert -10 * math.log10(mse) > 25.0
 
 
+def test_merged_sub_pixel_splats_keep_their_coverage_given_the_cameras():
+    """Splats far narrower than a pixel (as a trained mini decoder predicts) still cover about a pixel each on
+    screen, through the renderers' low-pass. A plane of them, one per pixel, merged to a quarter: with the
+    cameras the merge counts that footprint and the preview keeps the full render's coverage and colour;
+    without them the areas are the splats' own, the merged splats come out faint, and the background shows."""
+    from vist3a.gaussians.render import render
+    from vist3a.pipelines.export import LOW_PASS_PX2, pixel_footprints
+
+    n = 48
+    cam = Cameras.orbit(1, radius=3.0, elevation_deg=0.0, target=(0.0, 0.0, 3.0), up=(0.0, -1.0, 0.0),
+                        fov_x_deg=30.0, width=n, height=n)  # fmt: skip
+    half = 3.0 * math.tan(math.radians(15.0))  # the plane fills the view: one splat per pixel
+    ys, xs = torch.meshgrid(torch.linspace(-half, half, n), torch.linspace(-half, half, n), indexing="ij")
+    means = torch.stack([xs, ys, torch.full_like(xs, 3.0)], -1).reshape(-1, 3)
+    colors = torch.stack([0.6 + 0.3 * xs, 0.2 + 0.3 * ys, torch.full_like(xs, 0.1)], -1).reshape(-1, 3)
+    pixel = 2 * half / n
+    g = Gaussians.from_colors(means, colors, torch.full((n * n, 3), 0.1 * pixel), torch.full((n * n,), 0.9))
+    # the footprint helper: distance to the camera over the focal length = the pixel pitch on the plane
+    assert pixel_footprints(means[:1] * 0 + torch.tensor([0.0, 0.0, 3.0]), cam)[0] == pytest.approx(pixel, rel=0.01)
+    assert LOW_PASS_PX2 == pytest.approx(0.3)  # gsplat's and render_torch's eps2d
+
+    inner = (slice(None), slice(None), slice(8, 40), slice(8, 40))
+    full = render(g, cam, background=1.0)
+    with_cams = render(reduce_splats(g, n * n // 4, cameras=cam), cam, background=1.0)
+    without = render(reduce_splats(g, n * n // 4), cam, background=1.0)
+    a_full = float(full.alpha[inner].mean())
+    assert a_full > 0.9
+    assert float(with_cams.alpha[inner].mean()) > a_full - 0.05
+    assert float(without.alpha[inner].mean()) < a_full - 0.2  # the faint merge the cameras fix
+    mse = float(((full.rgb[inner] - with_cams.rgb[inner]) ** 2).mean())
+    assert -10 * math.log10(mse) > 25.0
+
+
 def test_export_defaults_flags_and_ply_layout(tmp_path):
     """Preview budget: the videos render a merged copy, the .ply keeps every visible splat; frame counts
     follow the flags; decoded frames become decoded.mp4; the .ply has the INRIA 3DGS property layout."""

@@ -227,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
 
         vd = export_defaults(device)
         budget = vd.preview_splats if args.preview_splats is None else args.preview_splats
-        preview = reduce_splats(rec.gaussians[0].detach(), budget).to(device, torch.float32)
+        preview = reduce_splats(rec.gaussians[0].detach(), budget, cameras=cameras).to(device, torch.float32)
         frames = render_frames(preview, cameras.interpolate(args.video_frames), 1.0, "rendering video", True,
                                vd.tile_size)  # fmt: skip
         write_video(frames, out / "video.mp4", fps=args.fps)

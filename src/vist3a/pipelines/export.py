@@ -52,6 +52,10 @@ SLUG_CHARS = 48
 MERGE_INFLATION = 3.0
 #: Largest scale of a merged splat, in voxel sides (measured across the viewing rays; see ``_merge``).
 MAX_SCALE_VOXELS = 2.0
+#: The renderers' screen-space low-pass in px² (``render_torch``'s ``eps2d``, gsplat's default): a splat
+#: narrower than a pixel still covers about a pixel, so the merge's opacity rule counts each member's area
+#: with it when the cameras are known (a trained mini scene's sub-pixel splats: 17–19 → 36–37 dB previews).
+LOW_PASS_PX2 = 0.3
 
 
 @dataclass
@@ -206,7 +210,7 @@ def export_scene(
             raise InputError(f"{name} must be >= 0 (0 = no limit), got {v}")
     report = ExportReport(out)
     t0 = time.perf_counter()
-    scene = reduce_splats(gaussians, max_splats)
+    scene = reduce_splats(gaussians, max_splats, cameras=cameras)
     report.timings["reduce"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     stored = scene
@@ -231,13 +235,13 @@ def export_scene(
     if frames_per_view <= 0 and orbit_frames <= 0:
         return report
     t0 = time.perf_counter()
-    preview = _merge_to_budget(scene, preview_splats)  # `scene` is pruned already
+    cams = cameras if render_size is None else cameras.resized(render_size, render_size)
+    preview = _merge_to_budget(scene, preview_splats, cams)  # `scene` is pruned already
     report.splats_rendered = len(preview)
     report.timings["reduce_preview"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     preview = preview.to(dev, torch.float32)
-    cams = cameras if render_size is None else cameras.resized(render_size, render_size)
     if frames_per_view > 0:
         path = trajectory_cameras(cams, frames_per_view)
         frames = render_frames(preview, path, background, "render trajectory", progress, tile_size)
@@ -316,10 +320,32 @@ def merge_voxels(gaussians: Gaussians, voxel_size: float, contraction: tuple[tor
     return g if v == len(g) else _merge(g, inverse, v, grid)
 
 
+def pixel_footprints(means: torch.Tensor, cameras: Cameras | None) -> torch.Tensor | None:
+    """``[N]`` world size of one pixel at each of ``means [N,3]``: the distance to the nearest camera centre
+    over that camera's focal length in pixels (None without cameras)."""
+    if cameras is None or len(cameras) == 0:
+        return None
+    centers = cameras.centers.to(means.device, torch.float32)
+    focal = cameras.K[:, :2, :2].diagonal(dim1=1, dim2=2).mean(-1).to(means.device, torch.float32)
+    out = torch.empty(means.shape[0], device=means.device)
+    for a in range(0, means.shape[0], 1 << 18):  # chunks: [chunk, cameras] distances, not [N, cameras]
+        d = torch.cdist(means[a : a + (1 << 18)].float(), centers)
+        near = d.argmin(1)
+        out[a : a + (1 << 18)] = d.gather(1, near[:, None])[:, 0] / focal[near].clamp_min(1e-9)
+    return out
+
+
 def _merge(
-    g: Gaussians, inverse: torch.Tensor, v: int, grid: tuple[float, torch.Tensor, float] | None = None
+    g: Gaussians,
+    inverse: torch.Tensor,
+    v: int,
+    grid: tuple[float, torch.Tensor, float] | None = None,
+    pixel: torch.Tensor | None = None,
 ) -> Gaussians:
     """Moment-matched merge of the splats with equal ``inverse`` (``[N]`` rows in ``0..v-1``).
+
+    ``pixel [N]`` (:func:`pixel_footprints`): with it, every area of the opacity rule includes the renderers'
+    :data:`LOW_PASS_PX2` dilation, as the image does.
 
     ``grid = (side, center, radius)`` of a contracted voxel grid caps a merged splat's scales at
     :data:`MAX_SCALE_VOXELS` × the world size of a voxel's side across the viewing rays at its mean: far
@@ -353,8 +379,14 @@ def _merge(
         cap = MAX_SCALE_VOXELS * side * radius * r / (2.0 - 1.0 / r) / math.sqrt(MERGE_INFLATION)
         scales = torch.minimum(scales, cap[:, None])
     # opacity: area-weighted ("mass" preserving), capped by the stacked opacity
-    top2 = g.scales.sort(dim=1).values[:, 1:].prod(1)
-    area = scales[:, 1:].prod(1).clamp_min(1e-30)  # singles: replaced below
+    var2 = g.scales.sort(dim=1).values[:, 1:] ** 2  # N, 2: each member's two largest variances
+    merged2 = scales[:, 1:] ** 2  # v, 2 (eigh's ascending order survives the common cap)
+    if pixel is not None:  # on screen every splat is widened by the low-pass: a sub-pixel one covers ~a pixel
+        low_pass = LOW_PASS_PX2 * pixel.to(dt) ** 2  # N, world units²
+        var2 = var2 + low_pass[:, None]
+        merged2 = merged2 + scales.new_zeros(v).index_add(0, inverse, low_pass * w[:, 0])[:, None]
+    top2 = var2.prod(1).sqrt()
+    area = merged2.prod(1).sqrt().clamp_min(1e-30)  # singles: replaced below
     mass = alpha.new_zeros(v).index_add(0, inverse, alpha * top2)
     log_t = alpha.new_zeros(v).index_add(0, inverse, torch.log1p(-alpha.clamp(max=1 - 1e-6)))
     opac = torch.minimum(mass / area, 1.0 - torch.exp(log_t)).clamp(0.0, 1.0)
@@ -369,7 +401,9 @@ def _merge(
     return Gaussians(mean, quats, scales, opac, sh)
 
 
-def reduce_splats(gaussians: Gaussians, max_splats: int | None, min_opacity: float = 1.0 / 255.0) -> Gaussians:
+def reduce_splats(
+    gaussians: Gaussians, max_splats: int | None, min_opacity: float = 1.0 / 255.0, cameras: Cameras | None = None
+) -> Gaussians:
     """Splats for export and preview: drop the ones no renderer draws (opacity below ``min_opacity``, or
     non-finite values), then, when more than ``max_splats`` remain, merge them per voxel.
 
@@ -378,7 +412,8 @@ def reduce_splats(gaussians: Gaussians, max_splats: int | None, min_opacity: flo
     growing like a pixel's footprint towards a far background. Their side is searched (secant steps in
     log space inside a bisection bracket) to leave between 90 % and 100 % of ``max_splats`` splats
     (at most ``max_splats`` always). ``max_splats`` None or 0 merges
-    nothing.
+    nothing. ``cameras`` (the scene's or the video's): the opacity rule then counts the renderers' low-pass
+    at those cameras' pixel size (:func:`pixel_footprints`), without which sub-pixel splats merge too faint.
     """
     if max_splats is not None and max_splats < 0:
         raise InputError(f"max_splats must be >= 0 (0 = no limit), got {max_splats}")
@@ -388,10 +423,10 @@ def reduce_splats(gaussians: Gaussians, max_splats: int | None, min_opacity: flo
     keep = finite & (g.opacities >= min_opacity)
     if not bool(keep.all()):  # (a copy of every tensor, SH included: skipped when nothing goes)
         g = g[keep]
-    return _merge_to_budget(g, max_splats)
+    return _merge_to_budget(g, max_splats, cameras)
 
 
-def _merge_to_budget(g: Gaussians, max_splats: int | None) -> Gaussians:
+def _merge_to_budget(g: Gaussians, max_splats: int | None, cameras: Cameras | None = None) -> Gaussians:
     """The merge of :func:`reduce_splats` on splats already pruned (detached, finite, visible)."""
     from vist3a.gaussians.cameras import weighted_quantile
 
@@ -424,7 +459,7 @@ def _merge_to_budget(g: Gaussians, max_splats: int | None) -> Gaussians:
         slope = math.log(n_lo / n_hi) / math.log(hi / lo) if n_lo > n_hi else 2.0  # -d log count / d log side
         side = hi * (n_hi / (0.95 * max_splats)) ** (1.0 / max(slope, 0.5))
     inverse, v = _voxel_inverse(pts, hi)
-    out = _merge(g, inverse.to(g.device), v, grid=(hi, center, radius))
+    out = _merge(g, inverse.to(g.device), v, grid=(hi, center, radius), pixel=pixel_footprints(g.means, cameras))
     log.info("merged %d splats into %d (contracted voxel side %.4g) for a budget of %d", len(g), v, hi, max_splats)
     return out
 
