@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from anysplat_tiny import TINY
-from vist3a.errors import InputError
 from vist3a.cli import main
+from vist3a.errors import InputError
 from vist3a.models.anysplat import from_pretrained
 from vist3a.models.video import wan_mini
 from vist3a.train.mini_loop import MiniTrainConfig, step_indices

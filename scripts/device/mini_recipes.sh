@@ -1,5 +1,5 @@
 # The mini-model device recipes shared by the session scripts (mini_s6_call.sh, mini_s7_call.sh): sourced after
-# mini_setup.sh with R (run folder), A (shipped assets), B (seconds budget) and t0 (start time) set.
+# mini_setup.sh with R (run folder), A (shipped assets), B (seconds budget), t0 (start time) and PHASE set.
 # STITCH_EXTRA: extra `vist3a stitch train` flags (e.g. --loss-weight depth_grad=0.05).
 left() { python3 -c "print(round(max(0.5, ($B - $1 - ($(date +%s) - $t0)) / 60), 2))"; }
 last() { tail -c 600 $1 | tr '\r' '\n' | grep -v '^\s*$' | tail -2; }
@@ -32,4 +32,16 @@ warm_or_phase1() {  # phases after 1 need the machine phase 1 set up (wheels ins
     echo "a fresh machine: phase 1's wheels (and runs/) are gone; carry .whl with this call, and rerun phase 1 first"
     exit 3
   fi
+}
+g1() {  # g1 MARGIN_S [--set ...]: session 10's recon run (c1a's recipe), stopped MARGIN_S before the budget, hard-stopped 60 s later
+  local margin=$1; shift
+  local secs=$(python3 -c "print(int($B - $margin - ($(date +%s) - $t0)))")
+  OMP_NUM_THREADS=8 timeout $((secs + 60)) python3 -m vist3a world train-mini --stage recon --init shipped \
+    --out $R/g1 --steps 40000 --batch 8 --frames 8 --context 5 --size 224 --lr 2e-4 --warmup 50 \
+    --train-scenes 2000 --eval-scenes 16 --eval-every 100000 --ckpt-every 1000 --minutes $(python3 -c "print($secs / 60)") \
+    --set w_camera=5 --set cache=1 "$@" > $R/g1.$PHASE.log 2>&1
+  echo "== g1 (rc $?)"; last $R/g1.$PHASE.log
+  python3 scripts/device/ckpt_weights.py $R/g1 $R/g1/weights
+  python3 benchmarks/recon_camera_eval.py shipped $R/g1/weights --frames 8 --context 5 --scenes 32 --device cuda \
+    --out $R/cam_g1_p$PHASE.json 2>&1 | grep -v INFO
 }
