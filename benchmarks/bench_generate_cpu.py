@@ -148,7 +148,7 @@ def main() -> int:
             full = [render(g, pick[i : i + 1], background=1.0).rgb for i in range(len(pick))]
             q = {}
             for budget in (CPU_DEFAULTS.preview_splats, 2 * CPU_DEFAULTS.preview_splats):
-                r = reduce_splats(g, budget)
+                r = reduce_splats(g, budget, cameras=cams)  # as export_scene merges (the low-pass at its pixels)
                 prev = [render(r, pick[i : i + 1], background=1.0).rgb for i in range(len(pick))]
                 q[str(budget)] = round(sum(_psnr(a, b) for a, b in zip(prev, full, strict=True)) / len(full), 2)
             proxy["preview_psnr_db"] = q
