@@ -54,7 +54,7 @@ MERGE_INFLATION = 3.0
 MAX_SCALE_VOXELS = 2.0
 #: The renderers' screen-space low-pass in px² (``render_torch``'s ``eps2d``, gsplat's default): a splat
 #: narrower than a pixel still covers about a pixel, so the merge's opacity rule counts each member's area
-#: with it when the cameras are known (a trained mini scene's sub-pixel splats: 17–19 → 36–37 dB previews).
+#: with it when the cameras are known (two generated mini scenes: previews 17–25 → 37–39 dB; docs/generate.md).
 LOW_PASS_PX2 = 0.3
 
 
