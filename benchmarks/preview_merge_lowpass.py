@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -36,12 +35,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import vist3a
     from vist3a.commands.generate import CPU_DEFAULTS
+    from vist3a.eval.metrics import psnr
     from vist3a.gaussians.render import render
     from vist3a.io_utils import atomic_write_text
     from vist3a.pipelines.export import reduce_splats
-
-    def psnr(x: torch.Tensor, y: torch.Tensor) -> float:
-        return -10 * math.log10(max(float(((x - y) ** 2).mean()), 1e-12))
 
     pipe = vist3a.load_pipeline("mini", device="cpu")
     rows = []
@@ -57,9 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         row = {"prompt": prompt, "splats": len(g), "preview_splats": [len(old), len(new)],
                "merge_s": [round(t1 - t0, 2), round(t2 - t1, 2)], "views": {}}  # fmt: skip
         for i in a.views:
-            full = render(g, cams[i], background=1.0).rgb.clamp(0, 1)
+            full = render(g, cams[i], background=1.0).rgb
             row["views"][str(i)] = {
-                name: round(psnr(render(m, cams[i], background=1.0).rgb.clamp(0, 1), full), 2)
+                name: round(float(psnr(render(m, cams[i], background=1.0).rgb, full)[0]), 2)
                 for name, m in (("without_cameras", old), ("with_cameras", new))
             }
         q = torch.tensor([0.1, 0.25, 0.5])

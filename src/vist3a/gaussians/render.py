@@ -22,7 +22,7 @@ from vist3a.errors import InputError
 from vist3a.gaussians.cameras import Cameras
 from vist3a.gaussians.gaussians import Gaussians, sh_degree_from_k
 from vist3a.gaussians.render_gsplat import GsplatUnavailableError, gsplat_installed, render_gsplat
-from vist3a.gaussians.render_torch import render_torch
+from vist3a.gaussians.render_torch import EPS2D, render_torch
 
 __all__ = ["BACKENDS", "GsplatUnavailableError", "RenderOutput", "render", "resolve_backend"]
 
@@ -122,7 +122,7 @@ def render(
     sh_degree: int | None = None,
     *,
     rasterize_mode: str = "classic",
-    eps2d: float = 0.3,
+    eps2d: float = EPS2D,
     near_plane: float = 0.01,
     far_plane: float = 1e10,
     tile_size: int | None = None,

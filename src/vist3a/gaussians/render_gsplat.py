@@ -12,6 +12,7 @@ import importlib.util
 import torch
 
 from vist3a.errors import Vist3aError
+from vist3a.gaussians.render_torch import EPS2D
 
 
 class GsplatUnavailableError(Vist3aError, RuntimeError):
@@ -34,7 +35,7 @@ def render_gsplat(
     width: int,
     height: int,
     sh_degree: int,
-    eps2d: float = 0.3,
+    eps2d: float = EPS2D,
     near_plane: float = 0.01,
     far_plane: float = 1e10,
     antialiased: bool = False,

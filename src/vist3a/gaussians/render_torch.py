@@ -46,6 +46,9 @@ ALPHA_THRESHOLD = 1.0 / 255.0
 MAX_ALPHA = 0.999
 TRANSMITTANCE_STOP = 1e-4
 MAX_EXTEND = 3.33
+#: Screen-space low-pass ("dilation") added to every projected covariance, px²: gsplat's default, and
+#: the default of every renderer here (the preview merge counts it too, ``pipelines.export``).
+EPS2D = 0.3
 
 
 @dataclass
@@ -86,7 +89,7 @@ def project_gaussians(
     K: torch.Tensor,
     width: int,
     height: int,
-    eps2d: float = 0.3,
+    eps2d: float = EPS2D,
     near_plane: float = 0.01,
     far_plane: float = 1e10,
     antialiased: bool = False,
@@ -444,7 +447,7 @@ def render_torch(
     width: int,
     height: int,
     sh_degree: int,
-    eps2d: float = 0.3,
+    eps2d: float = EPS2D,
     near_plane: float = 0.01,
     far_plane: float = 1e10,
     antialiased: bool = False,

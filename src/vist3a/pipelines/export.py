@@ -39,6 +39,7 @@ import torch
 from vist3a.errors import InputError
 from vist3a.gaussians.cameras import Cameras
 from vist3a.gaussians.gaussians import Gaussians
+from vist3a.gaussians.render_torch import EPS2D
 from vist3a.io_utils import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -52,10 +53,10 @@ SLUG_CHARS = 48
 MERGE_INFLATION = 3.0
 #: Largest scale of a merged splat, in voxel sides (measured across the viewing rays; see ``_merge``).
 MAX_SCALE_VOXELS = 2.0
-#: The renderers' screen-space low-pass in px² (``render_torch``'s ``eps2d``, gsplat's default): a splat
+#: The renderers' screen-space low-pass in px² (their default ``eps2d``): a splat
 #: narrower than a pixel still covers about a pixel, so the merge's opacity rule counts each member's area
 #: with it when the cameras are known (two generated mini scenes: previews 17–25 → 37–39 dB; docs/generate.md).
-LOW_PASS_PX2 = 0.3
+LOW_PASS_PX2 = EPS2D
 
 
 @dataclass
@@ -327,12 +328,11 @@ def pixel_footprints(means: torch.Tensor, cameras: Cameras | None) -> torch.Tens
         return None
     centers = cameras.centers.to(means.device, torch.float32)
     focal = cameras.K[:, :2, :2].diagonal(dim1=1, dim2=2).mean(-1).to(means.device, torch.float32)
-    out = torch.empty(means.shape[0], device=means.device)
-    for a in range(0, means.shape[0], 1 << 18):  # chunks: [chunk, cameras] distances, not [N, cameras]
-        d = torch.cdist(means[a : a + (1 << 18)].float(), centers)
-        near = d.argmin(1)
-        out[a : a + (1 << 18)] = d.gather(1, near[:, None])[:, 0] / focal[near].clamp_min(1e-9)
-    return out
+    parts = []
+    for chunk in means.float().split(1 << 18):  # [chunk, cameras] distances, not [N, cameras]
+        dist, near = torch.cdist(chunk, centers).min(1)
+        parts.append(dist / focal[near].clamp_min(1e-9))
+    return torch.cat(parts) if parts else means.new_zeros(0, dtype=torch.float32)
 
 
 def _merge(
