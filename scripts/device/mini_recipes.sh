@@ -34,14 +34,15 @@ warm_or_phase1() {  # phases after 1 need the machine phase 1 set up (wheels ins
   fi
 }
 g1() {  # g1 MARGIN_S [--set ...]: session 10's recon run (c1a's recipe), stopped MARGIN_S before the budget, hard-stopped 60 s later
-  local margin=$1; shift
+  # GNAME (run name, default g1) and GINIT (--init: shipped or an anysplat-mini folder) let a later session continue it
+  local margin=$1 n=${GNAME:-g1}; shift
   local secs=$(python3 -c "print(int($B - $margin - ($(date +%s) - $t0)))")
-  OMP_NUM_THREADS=8 timeout $((secs + 60)) python3 -m vist3a world train-mini --stage recon --init shipped \
-    --out $R/g1 --steps 40000 --batch 8 --frames 8 --context 5 --size 224 --lr 2e-4 --warmup 50 \
+  OMP_NUM_THREADS=8 timeout $((secs + 60)) python3 -m vist3a world train-mini --stage recon --init ${GINIT:-shipped} \
+    --out $R/$n --steps 40000 --batch 8 --frames 8 --context 5 --size 224 --lr 2e-4 --warmup 50 \
     --train-scenes 2000 --eval-scenes 16 --eval-every 100000 --ckpt-every 1000 --minutes $(python3 -c "print($secs / 60)") \
-    --set w_camera=5 --set cache=1 "$@" > $R/g1.$PHASE.log 2>&1
-  echo "== g1 (rc $?)"; last $R/g1.$PHASE.log
-  python3 scripts/device/ckpt_weights.py $R/g1 $R/g1/weights
-  python3 benchmarks/recon_camera_eval.py shipped $R/g1/weights --frames 8 --context 5 --scenes 32 --device cuda \
-    --out $R/cam_g1_p$PHASE.json 2>&1 | grep -v INFO
+    --set w_camera=5 --set cache=1 "$@" > $R/$n.$PHASE.log 2>&1
+  echo "== $n (rc $?)"; last $R/$n.$PHASE.log
+  python3 scripts/device/ckpt_weights.py $R/$n $R/$n/weights
+  python3 benchmarks/recon_camera_eval.py shipped $R/$n/weights --frames 8 --context 5 --scenes 32 --device cuda \
+    --out $R/cam_${n}_p$PHASE.json 2>&1 | grep -v INFO
 }
