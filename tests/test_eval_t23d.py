@@ -382,6 +382,26 @@ def test_cli_generates_with_tiny_pipeline(clip_dir: Path, tmp_path: Path) -> Non
     assert data["generated"] == 0 and data["reused"] == 2 and data["cached_views"] == 2
 
 
+def test_cli_template_reaches_the_pipeline(clip_dir: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    """--template wraps each prompt before the text encoder (recorded as the scene's full_prompt); one without
+    {prompt} is refused with one line before anything is generated."""
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a red cube\n")
+    def args(out: Path) -> list[str]:
+        return ["eval", "text-to-3d", "--model", "tiny", "--prompts", str(prompts), "--metrics", "clip",
+                "--clip-weights", str(clip_dir), "--out", str(out), "--render-size", "16", "--no-progress",
+                "--device", "cpu"]  # fmt: skip
+
+    assert _cli(*args(tmp_path / "gen"), "--template", "{prompt}. The camera orbits around the objects.") == 0
+    (folder,) = sorted((tmp_path / "gen" / t23d.SCENES_DIR).iterdir())
+    settings = json.loads((folder / "settings.json").read_text())
+    assert settings["prompt"] == "a red cube"
+    assert settings["full_prompt"] == "a red cube. The camera orbits around the objects."
+    assert _cli(*args(tmp_path / "gen2"), "--template", "no placeholder") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith("--template must contain {prompt}") and not (tmp_path / "gen2").exists()
+
+
 def test_benchmark_prompt_files(shared_dir: Path) -> None:
     """The paper's prompt sets (METHOD.md §7.1): SceneBench 80, T3Bench 300, DPG-Bench 100, one folder each."""
     data = shared_dir / "reference" / "vist3a-data"

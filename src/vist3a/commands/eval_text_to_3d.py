@@ -49,6 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--height", type=int, default=None)
     p.add_argument("--width", type=int, default=None)
     p.add_argument("--cfg", type=float, default=None, help="guidance scale (default: the pipeline's; official 7.5, mini 3)")
+    p.add_argument("--template", default=None,
+                   help="prompt template containing {prompt} (default: the pipeline's: the official orbit template; none for mini)")
     p.add_argument("--render-size", type=int, default=None, help="render side of the scored views (default: the cameras')")
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
     w = p.add_argument_group("metric weights (nothing is downloaded unless --allow-download)")
@@ -94,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
     names = parse_metrics(args.metrics or "judge")
     if args.limit is not None and args.limit < 1:
         raise InputError(f"--limit must be >= 1, got {args.limit}")
+    if args.template is not None and "{prompt}" not in args.template:
+        raise InputError("--template must contain {prompt}")
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if args.scenes is not None and args.model is not None:
         raise InputError("--scenes evaluates existing scenes; drop --model")
@@ -125,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
         pipe = _load_model(args.model, device)
     gen_kwargs = {"steps": args.steps, "num_frames": args.frames, "height": args.height, "width": args.width,
                   "guidance_scale": args.cfg}  # fmt: skip
+    if args.template is not None:  # absent: the pipeline's own template (None would mean "no template")
+        gen_kwargs["template"] = args.template
     settings = {"model": args.model, "metrics": names, "source": args.prompts or args.scenes or f"world:{args.seed}",
                 "gen_seed": gen_seed, **{k: v for k, v in gen_kwargs.items() if v is not None},
                 "render_size": args.render_size, "device": str(device)}  # fmt: skip
