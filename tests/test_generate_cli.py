@@ -85,6 +85,25 @@ def test_generate_errors_are_one_line(tiny_dir, tmp_path, capsys):
         del os.environ["VIST3A_WEIGHTS"]
     err = capsys.readouterr().err.strip()
     assert code == 1 and "huggingface-cli download HJGO/VIST3A" in err and len(err.splitlines()) == 1
+    code = main(["generate", "a cube", "--model", str(tiny_dir), "--out", str(tmp_path), "--camera-guard", "-5"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and "--camera-guard must be >= 0" in err and len(err.splitlines()) == 1
+
+
+def test_generate_camera_guard_flag(tiny_dir, tmp_path):
+    """--camera-guard DEG below the random decoder's turns: every camera in cameras.json is the first one, and
+    settings.json says so; --camera-guard 0 turns the guard off."""
+    runs = {}
+    for name, deg in (("on", "1e-9"), ("off", "0")):
+        assert main(["generate", "a red cube", "--model", str(tiny_dir), "--out", str(tmp_path / name), "--device",
+                     "cpu", "--steps", "1", "--no-video", "--camera-guard", deg]) == 0  # fmt: skip
+        (f,) = _folders(tmp_path / name)
+        runs[name] = (Cameras.load_json(f / "cameras.json").c2w, json.loads((f / "settings.json").read_text()))
+    (on, s_on), (off, s_off) = runs["on"], runs["off"]
+    assert s_on["camera_guarded"] and s_on["camera_guard_deg"] == 1e-9
+    assert not s_off["camera_guarded"] and s_off["camera_guard_deg"] is None
+    torch.testing.assert_close(on, on[:1].expand_as(on), rtol=0, atol=1e-6)
+    assert not torch.allclose(off, off[:1].expand_as(off), atol=1e-3)
 
 
 def test_default_mini_model_warns_about_vocabulary(tmp_path, capsys):

@@ -4,6 +4,8 @@ for missing released weights."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -187,3 +189,23 @@ def test_mini_vocabulary():
     assert unknown_words("A small red cube to the left of a large blue sphere on a checkered gray floor") == []
     assert unknown_words("two cones and a cylinder") == []
     assert unknown_words("a dragon eating a red pizza") == ["dragon", "eating", "pizza"]
+
+
+def test_camera_guard_setting_reaches_the_stitched_decoder(pipe, caplog):
+    """settings.camera_guard_deg: off by default (official); below the random decoder's turns it places every frame
+    from the first camera and says so; the mini model ships with it on (90°)."""
+    from vist3a.models.camera_guard import max_step_deg
+    from vist3a.pipelines.loading import MINI_SETTINGS
+
+    assert pipe.settings.camera_guard_deg is None and MINI_SETTINGS.camera_guard_deg == 90.0
+    plain = pipe("a red cube", seed=3)
+    turn = float(max_step_deg(plain.cameras.c2w[None, :, :3, :]))
+    assert turn > 0.0
+    with caplog.at_level(logging.WARNING, logger="vist3a.pipelines.text_to_3d"):
+        guarded = pipe.with_settings(camera_guard_deg=turn / 2)("a red cube", seed=3)
+    assert "every frame is placed from the first camera" in caplog.text
+    assert guarded.camera_guarded and not plain.camera_guarded
+    c2w = guarded.cameras.c2w
+    torch.testing.assert_close(c2w[1:], c2w[:1].expand_as(c2w[1:]), rtol=0, atol=1e-6)
+    torch.testing.assert_close(c2w[0], plain.cameras.c2w[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(guarded.latents, plain.latents, rtol=0, atol=0)  # generation itself is untouched

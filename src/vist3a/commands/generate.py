@@ -87,6 +87,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-template", action="store_true", help="use the prompts as they are (no orbit template)")
     p.add_argument("--template", default=None, help="a custom prompt template containing {prompt}")
     p.add_argument("--negative-prompt", default=None, help="negative prompt (default: the official one)")
+    p.add_argument("--camera-guard", type=float, default=None, metavar="DEG",
+                   help="place every frame from the first camera when the predicted cameras turn more than DEG "
+                        "between neighbouring frames (default: the model's; mini 90, official off; 0 = off)")
     p.add_argument("--formats", default="ply", help="scene formats, comma-separated: ply,spz,splat (default ply)")
     p.add_argument(
         "--sh-degree", type=int, default=0,
@@ -149,6 +152,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError("--template must contain {prompt}")
     if args.template is not None and args.no_template:
         raise InputError("--template and --no-template exclude each other")
+    if args.camera_guard is not None and not args.camera_guard >= 0:
+        raise InputError(f"--camera-guard must be >= 0 degrees (0 = off), got {args.camera_guard}")
     if args.sh_degree < 0:
         raise InputError(f"--sh-degree must be >= 0, got {args.sh_degree}")
     if (args.frames_per_view or 0) < 0 or (args.orbit_frames or 0) < 0 or args.fps <= 0:
@@ -206,6 +211,8 @@ def run(args: argparse.Namespace) -> int:
         pipe = load_pipeline(args.model, device="cpu" if args.low_vram else device, dtype=dtype)
         if args.low_vram:
             pipe.enable_low_vram(device)
+        if args.camera_guard is not None:
+            pipe = pipe.with_settings(camera_guard_deg=args.camera_guard or None)  # 0 = off
         load_s = time.perf_counter() - t_load
         s = pipe.settings
         template = False if args.no_template else (args.template if args.template is not None else True)
@@ -258,6 +265,8 @@ def run(args: argparse.Namespace) -> int:
                 "width": int(res.frames.shape[-1]) if res.frames is not None else args.width,
                 "recon_size": [res.cameras.height, res.cameras.width],
                 "template": bool(template),
+                "camera_guard_deg": s.camera_guard_deg,
+                "camera_guarded": res.camera_guarded,
                 "device": str(device),
                 "dtype": args.dtype,
                 "low_vram": bool(args.low_vram),

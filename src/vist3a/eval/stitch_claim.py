@@ -193,12 +193,9 @@ def rotation_error_deg(r_pred: torch.Tensor, r_gt: torch.Tensor) -> torch.Tensor
         raise InputError(
             f"rotation_error_deg: need two [N,3,3], got {list(r_pred.shape)} and {list(r_gt.shape)}"
         )
-    rel = r_pred.double() @ r_gt.double().transpose(-1, -2)
-    # atan2(sin, cos) of the relative rotation: well conditioned near 0° (arccos is not)
-    cos = (rel.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2
-    skew = rel - rel.transpose(-1, -2)
-    sin = torch.stack([skew[..., 2, 1], skew[..., 0, 2], skew[..., 1, 0]], -1).norm(dim=-1) / 2
-    return torch.rad2deg(torch.atan2(sin, cos))
+    from vist3a.models.camera_guard import geodesic_deg
+
+    return geodesic_deg(r_pred, r_gt)
 
 
 def relative_to_first(c2w: torch.Tensor, scale: float = 1.0) -> torch.Tensor:

@@ -39,6 +39,7 @@ from vist3a.gaussians.cameras import Cameras
 from vist3a.gaussians.gaussians import Gaussians
 from vist3a.mini_assets import SHIPPED, resolve
 from vist3a.models.aggregator import Aggregator, AggregatorOutput
+from vist3a.models.camera_guard import guard_cameras
 from vist3a.models.gaussian_adapter import AnySplatGaussians, GaussianAdapter
 from vist3a.models.geometry import unproject_depth
 from vist3a.models.heads.camera_head import CameraHead
@@ -138,6 +139,8 @@ class AnySplatOutput:
         gaussians: per scene, :class:`Gaussians` in our conventions; ``[]`` without.
         pixel_to_voxel: per scene, ``[V*H*W]`` voxel row of every pixel (None without voxelisation).
         aggregator: the aggregator output (layers and DINO taps).
+        guarded: ``[B]`` bool, the scenes whose cameras the camera guard replaced by a static camera
+            (``vist3a.models.camera_guard``; ``pose_enc_list`` keeps the prediction); None without the guard.
     """
 
     pose_enc_list: list[torch.Tensor]
@@ -153,6 +156,7 @@ class AnySplatOutput:
     gaussians: list[Gaussians]
     pixel_to_voxel: list[torch.Tensor] | None
     aggregator: AggregatorOutput
+    guarded: torch.Tensor | None = None
 
 
 @dataclass
@@ -165,6 +169,8 @@ class Reconstruction:
         depth: ``[B, V, H, W]`` predicted z-depth.
         confidence: ``[B, V, H, W]`` depth confidence (``1 + exp``, > 1).
         pose_encoding: ``[B, V, 9]`` final camera encoding (xyzw, w2c), for reference.
+        guarded: per batch item, whether the camera guard replaced the predicted cameras by a static camera
+            (None without the guard).
     """
 
     gaussians: list[Gaussians]
@@ -172,6 +178,7 @@ class Reconstruction:
     depth: torch.Tensor
     confidence: torch.Tensor
     pose_encoding: torch.Tensor = field(repr=False)
+    guarded: list[bool] | None = None
 
 
 class AnySplatEncoder(nn.Module):
@@ -271,6 +278,7 @@ class AnySplat(nn.Module):
         readd_pos_embed: bool = True,
         voxelize: bool | None = None,
         gaussians: bool = True,
+        camera_guard_deg: float | None = None,
     ) -> AnySplatOutput:
         """Run the network.
 
@@ -284,6 +292,8 @@ class AnySplat(nn.Module):
             voxelize: override ``config.voxelize`` for this call.
             gaussians: run the Gaussian head (``False``: cameras and depth only, for geometry-only
                 training steps; ``gs_raw`` is then ``None`` and there are no splats).
+            camera_guard_deg: inference only: a scene whose predicted cameras turn more than this between
+                neighbouring views is placed from its first camera (``vist3a.models.camera_guard``).
         """
         self._check_images(images)
         enc = self.encoder
@@ -306,6 +316,9 @@ class AnySplat(nn.Module):
         ):
             pose_enc_list = enc.camera_head(layers)
             w2c, k = pose_encoding_to_extri_intri(pose_enc_list[-1], (h, w), self.config.focal_eps)
+            guarded = None
+            if camera_guard_deg is not None:
+                w2c, guarded = guard_cameras(w2c, camera_guard_deg)
             depth, conf = enc.depth_head(layers, images, agg.patch_start_idx, self.config.frames_chunk_size)
             points = unproject_depth(depth, w2c, k)
             raw, splats, gs, inverses = None, [], [], None
@@ -326,6 +339,7 @@ class AnySplat(nn.Module):
             gaussians=gs,
             pixel_to_voxel=inverses,
             aggregator=agg,
+            guarded=guarded,
         )
 
     def _gaussians(
@@ -348,12 +362,12 @@ class AnySplat(nn.Module):
         return splats, gaussians, (inverses if voxelize else None)
 
     @torch.no_grad()
-    def reconstruct(self, images: torch.Tensor) -> Reconstruction:
+    def reconstruct(self, images: torch.Tensor, camera_guard_deg: float | None = None) -> Reconstruction:
         """Images ``[B, V, 3, H, W]`` in [0, 1] → :class:`Reconstruction` (Gaussians, cameras, depth)."""
         was_training = self.training
         self.eval()
         try:
-            out = self(images.to(self.device))
+            out = self(images.to(self.device), camera_guard_deg=camera_guard_deg)
         finally:
             self.train(was_training)
         h, w = images.shape[-2:]
@@ -366,6 +380,7 @@ class AnySplat(nn.Module):
             depth=out.depth[..., 0],
             confidence=out.depth_conf,
             pose_encoding=out.pose_enc_list[-1],
+            guarded=None if out.guarded is None else [bool(g) for g in out.guarded],
         )
 
     # --- files --------------------------------------------------------------------------------

@@ -76,8 +76,11 @@ MINI_STEPS = 8
 #: reconstruction.
 MINI_CFG = 3.0
 #: Defaults of the mini pipeline while no trained pipeline.json ships: 13 frames at 256² (224² recon input).
+#: Camera guard of the mini model: a world video turns at most ~28° between neighbouring frames (an orbit of 13);
+#: session 11's camera head answers some frame-filling generated objects with 100°+ jumps (docs/mini.md).
+MINI_CAMERA_GUARD_DEG = 90.0
 MINI_SETTINGS = GenerationSettings(height=256, width=256, steps=MINI_STEPS, guidance_scale=MINI_CFG, template="",
-                                   negative_prompt="")
+                                   negative_prompt="", camera_guard_deg=MINI_CAMERA_GUARD_DEG)
 
 NAMES = ("mini", *OFFICIAL)
 

@@ -66,6 +66,8 @@ class GenerationSettings:
         template: prompt template with ``{prompt}``; "" = use prompts as they are.
         negative_prompt: the negative prompt for CFG.
         voxelize: AnySplat voxel fusion of the pixel-aligned Gaussians (None = the network's config).
+        camera_guard_deg: a scene whose predicted cameras turn more than this between neighbouring frames is
+            placed from its first camera, with a warning (``vist3a.models.camera_guard``); None = off (official).
     """
 
     num_frames: int = 13
@@ -79,6 +81,7 @@ class GenerationSettings:
     template: str = OFFICIAL_TEMPLATE
     negative_prompt: str = OFFICIAL_NEGATIVE_PROMPT
     voxelize: bool | None = None
+    camera_guard_deg: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -106,6 +109,7 @@ class TextTo3DResult:
         depth: ``[T, S, S]`` predicted depth at the reconstruction input size S.
         seed: the seed of the initial noise.
         timings: seconds per stage: ``text_encoding``, ``denoising``, ``vae_decode``, ``stitched_decode``.
+        camera_guarded: the camera guard replaced the predicted cameras by the first one (``settings.camera_guard_deg``).
     """
 
     prompt: str
@@ -117,6 +121,7 @@ class TextTo3DResult:
     depth: torch.Tensor
     seed: int
     timings: dict[str, float] = field(default_factory=dict)
+    camera_guarded: bool = False
 
 
 def apply_template(prompt: str, template: str | bool | None) -> str:
@@ -367,6 +372,7 @@ class TextTo3DPipeline:
             depth=rec.depth[0].detach().cpu(),
             seed=int(seed),
             timings=timings,
+            camera_guarded=bool(rec.guarded and rec.guarded[0]),
         )
 
     def latents_to_3d(self, raw: torch.Tensor, timings: dict[str, float] | None = None) -> tuple[torch.Tensor, Any]:
@@ -387,7 +393,12 @@ class TextTo3DPipeline:
         frames01 = ((rgb.float() + 1.0) / 2.0).clamp(0.0, 1.0)[0].permute(1, 0, 2, 3)  # [T, 3, H, W]
         dec_dev = next(dec.parameters()).device
         small = F.interpolate(frames01.to(dec_dev), size=(rh, rw), mode="bilinear", align_corners=False)
-        rec = dec.reconstruct(raw.to(dec_dev), small.clamp(0.0, 1.0)[None])
+        rec = dec.reconstruct(raw.to(dec_dev), small.clamp(0.0, 1.0)[None], camera_guard_deg=self.settings.camera_guard_deg)
+        if rec.guarded and any(rec.guarded):
+            log.warning(
+                "the predicted cameras jump more than %g° between neighbouring frames (no video moves so): "
+                "every frame is placed from the first camera (camera_guard_deg)", self.settings.camera_guard_deg
+            )
         _sync(dec_dev)
         timings["stitched_decode"] = time.perf_counter() - t0
         return frames01, rec

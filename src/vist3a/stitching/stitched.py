@@ -100,7 +100,9 @@ class StitchedDecoder(nn.Module):
         b, f, h, w_, d = t.shape
         return t.reshape(b, f, h * w_, d)
 
-    def forward(self, latent: torch.Tensor, images: torch.Tensor, voxelize: bool | None = None) -> AnySplatOutput:
+    def forward(
+        self, latent: torch.Tensor, images: torch.Tensor, voxelize: bool | None = None, camera_guard_deg: float | None = None
+    ) -> AnySplatOutput:
         """Decode a raw latent into the reconstruction network's outputs.
 
         Args:
@@ -108,6 +110,7 @@ class StitchedDecoder(nn.Module):
             images: ``[B, T, 3, H, W]`` RGB in [0, 1] for the Gaussian head's RGB shortcut
                 (T = (T'-1)·time_factor + 1; H, W = the network's input size).
             voxelize: override the network's voxelisation switch.
+            camera_guard_deg: see :meth:`AnySplat.forward` (inference only).
         """
         tokens = self.tokens(latent)
         if images.ndim != 5 or images.shape[1] != tokens.shape[1]:
@@ -128,21 +131,25 @@ class StitchedDecoder(nn.Module):
             dino_start_block=self.block,
             readd_pos_embed=self.official_compat,
             voxelize=voxelize,
+            camera_guard_deg=camera_guard_deg,
         )
 
     @torch.no_grad()
-    def reconstruct(self, latent: torch.Tensor, images: torch.Tensor) -> Reconstruction:
+    def reconstruct(
+        self, latent: torch.Tensor, images: torch.Tensor, camera_guard_deg: float | None = None
+    ) -> Reconstruction:
         """Like :meth:`AnySplat.reconstruct`, from a raw latent and its RGB frames."""
         was_training = self.training
         self.eval()
         try:
             dev = self.stitching_layer.weight.device
-            out = self(latent.to(dev), images.to(dev))
+            out = self(latent.to(dev), images.to(dev), camera_guard_deg=camera_guard_deg)
         finally:
             self.train(was_training)
         h, w = images.shape[-2:]
         cams = [Cameras(out.c2w[i].float(), out.K[i].float(), width=w, height=h) for i in range(latent.shape[0])]
-        return Reconstruction(out.gaussians, cams, out.depth[..., 0], out.depth_conf, out.pose_enc_list[-1])
+        guarded = None if out.guarded is None else [bool(g) for g in out.guarded]
+        return Reconstruction(out.gaussians, cams, out.depth[..., 0], out.depth_conf, out.pose_enc_list[-1], guarded)
 
     # --- LoRA and trainable state -------------------------------------------------------------
     def front_module_names(self) -> list[str]:
