@@ -17,7 +17,8 @@ import statistics
 import sys
 from pathlib import Path
 
-BROKEN_STEP_DEG = 90.0  # neighbouring frames of a 13-frame clip never turn this much in the world (orbit: ~28°)
+# a jump the mini camera guard catches: no world video turns so between frames (an orbit: ~28°)
+from vist3a.pipelines.loading import MINI_CAMERA_GUARD_DEG as BROKEN_STEP_DEG
 
 
 def scene_motion(cameras_json: Path) -> dict[str, float]:
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         broken = [n for n, r in rows.items() if r["max_step_deg"] > BROKEN_STEP_DEG]
         result[str(run)] = {"scenes": len(rows), "median_max_from_first_deg": statistics.median(turns),
                             "broken": len(broken), "per_scene": rows}  # fmt: skip
-        ok = [t for n, t in zip(rows, turns) if n not in broken]
+        ok = [t for n, t in zip(rows, turns, strict=True) if n not in broken]
         print(f"{run}: {len(rows)} scenes; turn from view 0, median {statistics.median(turns):.1f}° "
               f"({statistics.median(ok) if ok else float('nan'):.1f}° without the {len(broken)} with a jump > "
               f"{BROKEN_STEP_DEG:.0f}° between neighbours)")  # fmt: skip

@@ -66,10 +66,9 @@ def test_anysplat_forward_with_the_guard_unprojects_from_the_first_camera() -> N
     """A guard below the random network's turns puts every view at view 0: the cameras are equal and the world points
     are the depth unprojected with view 0's extrinsics; without the guard (or with a limit above every turn) nothing
     changes."""
+    from anysplat_tiny import TINY
     from vist3a import registry
     from vist3a.models.geometry import unproject_depth
-
-    from anysplat_tiny import TINY
 
     torch.manual_seed(0)
     model = registry.build("anysplat-mini", device="cpu", **TINY)
