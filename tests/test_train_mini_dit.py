@@ -246,3 +246,44 @@ def test_init_starts_from_an_exported_dit_and_refuses_other_weights(tmp_path, va
     with pytest.raises(CheckpointError, match="not a DiT of this configuration"):
         train_dit(cfg(tmp_path / "d"), vae_dir, dit_config={**TINY_DIT, "num_layers": 2}, text_encoder=minilm,
                   init=export)  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- orbit-only latents
+def test_motion_restricts_the_cache_to_one_camera_motion(tmp_path, vae_dir, minilm, capsys):
+    """extra motion="orbit": every cached scene is the world sample with an orbit (its latent is the VAE encoding of
+    that clip, its phrasings those of the orbit caption); a mix run refuses the orbit cache and vice versa; the CLI
+    takes --set motion=orbit for the DiT stage and nothing else."""
+    from vist3a.cli import main
+    from vist3a.world.sample import make_sample
+
+    run(tmp_path / "o", vae_dir, minilm, steps=1, extra={"cfg_drop": 0.1, "motion": "orbit"})
+    vm, folder = load_trained_vae(vae_dir, torch.device("cpu"))
+    dit = wan_mini(components=("vae", "transformer"), vae_config=TINY_VAE, dit_config=TINY_DIT).transformer
+    task = DitTask(VideoModel(vm.vae, dit, None, name="wan-mini"), folder,
+                   cfg(tmp_path / "o", extra={"motion": "orbit", "progress": False}), torch.device("cpu"))  # fmt: skip
+    for i in range(3):
+        s = make_sample(i, 0, 5, 32, 2, motion="orbit")
+        assert s.trajectory.motion == "orbit"
+        assert task.train_set.captions[i] == [s.texts[k] for k in sorted(s.texts)]
+        assert any("orbits" in t for t in task.train_set.captions[i])
+        video = s.render("cpu", shadows=False).rgb.permute(1, 0, 2, 3)[None].float() * 2 - 1
+        with torch.no_grad():
+            ref = vm.encode(video.clamp(-1, 1), sample=False).half()
+        torch.testing.assert_close(task.train_set.latents[i], ref[0], rtol=0, atol=2e-3)
+    with pytest.raises(InputError, match="other settings.*motion"):  # the mix refuses the orbit shards
+        run(tmp_path / "o", vae_dir, minilm, steps=2, resume=True)
+    run(tmp_path / "m", vae_dir, minilm, steps=1)
+    with pytest.raises(InputError, match="other settings.*motion"):  # and the orbit run the mix's
+        run(tmp_path / "m", vae_dir, minilm, steps=2, resume=True, extra={"cfg_drop": 0.1, "motion": "orbit"})
+    with pytest.raises(InputError, match="unknown camera motion"):
+        run(tmp_path / "z", vae_dir, minilm, steps=1, extra={"motion": "spin"})
+    args = ["world", "train-mini", "--stage", "dit", "--out", str(tmp_path / "cli"), "--vae", str(vae_dir),
+            "--frames", "5", "--size", "32", "--cache-scenes", "2", "--eval-scenes", "1", "--no-shadows",
+            "--steps", "2", "--batch", "2", "--device", "cpu", "--cache-only"]  # fmt: skip
+    assert main([*args, "--set", "w_camera=2"]) == 1
+    assert "--set with --stage dit takes only motion" in capsys.readouterr().err
+    assert main([*args, "--set", "motion=orbit"]) == 0
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "cli" / "cache" / "train_00000.safetensors"), framework="pt") as f:
+        assert f.metadata()["motion"] == "orbit"

@@ -55,7 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tm.add_argument("--set", dest="recon_set", action="append", default=[], metavar="KEY=VALUE",
                     help="recon/vae: a stage option of vist3a.train.mini_recon.RECON_OPTIONS (e.g. w_camera=2, "
                          "render_cameras=gt, cache=1) or vist3a.train.mini_vae.VAE_OPTIONS (e.g. decoder_only=1, "
-                         "chroma_weight=1, crop=128); repeatable")  # fmt: skip
+                         "chroma_weight=1, crop=128); dit: motion=orbit (the latent cache's camera motion); "
+                         "repeatable")  # fmt: skip
     tm.add_argument("--kl-weight", type=float, default=1e-6, help="vae: weight of the mean KL")
     tm.add_argument("--object-weight", type=float, default=1.0,
                     help="vae: L1 weight of object pixels relative to floor and sky (default 1 = plain mean)")
@@ -126,8 +127,9 @@ def _train_mini(args: argparse.Namespace) -> int:
         extra = {"cfg_drop": args.cfg_drop}
     if not vae and args.context is not None:
         extra["context"] = args.context
-    if args.recon_set and args.stage not in ("recon", "vae"):
-        raise InputError("--set is a recon- and vae-stage option")
+    dit_options = {"motion"}  # the DiT stage's --set keys (its other options have flags)
+    if dit and any(item.partition("=")[0] not in dit_options for item in args.recon_set):
+        raise InputError(f"--set with --stage dit takes only {', '.join(sorted(dit_options))} (e.g. motion=orbit)")
     for item in args.recon_set:
         key, sep, value = item.partition("=")
         if not sep or not key:

@@ -146,6 +146,8 @@ class LatentCache:
         vae_id: a hash of the VAE files (a cache of another VAE is refused).
         device: where to render and encode.
         batch: scenes encoded per VAE call while building.
+        motion: one camera motion for every scene (``vist3a.world.trajectory.MOTIONS``, e.g. ``"orbit"``, the
+            issue's "procedural orbit videos"); None: the world's mix. Recorded in the shards only when set.
     """
 
     def __init__(
@@ -161,7 +163,13 @@ class LatentCache:
         vae_id: str,
         device: torch.device,
         batch: int = 16,
+        motion: str | None = None,
     ) -> None:
+        from vist3a.world.trajectory import MOTIONS
+
+        if motion is not None and motion not in MOTIONS:
+            raise InputError(f"unknown camera motion {motion!r} for the latent cache; choose one of {', '.join(MOTIONS)}")
+        self.motion = motion
         self.folder, self.vm, self.te = Path(folder), video_model, text_encoder
         self.frames, self.size, self.max_objects, self.shadows = frames, size, max_objects, shadows
         self.max_length, self.vae_id, self.device, self.batch = max_length, vae_id, device, batch
@@ -173,6 +181,7 @@ class LatentCache:
             split=split, seed=seed, start=start, count=count, frames=self.frames, size=self.size,
             max_objects=self.max_objects, shadows=int(self.shadows), max_length=self.max_length, vae=self.vae_id,
             latent_shape=json.dumps(list(self.latent_shape)),
+            **({"motion": self.motion} if self.motion else {}),  # absent for the mix: older shards stay valid
         ).items()}  # fmt: skip
 
     def _text_encoder(self) -> TextEncoder:
@@ -216,7 +225,7 @@ class LatentCache:
             idx = list(range(b0, min(b0 + self.batch, start + count)))
             clips = []
             for i in idx:
-                s = make_sample(i, seed, self.frames, self.size, self.max_objects)
+                s = make_sample(i, seed, self.frames, self.size, self.max_objects, motion=self.motion)
                 clips.append(s.render(self.device, shadows=self.shadows).rgb)  # T, 3, S, S in [0, 1]
                 caps.append([s.texts[k] for k in sorted(s.texts)])
                 self.renders += 1
@@ -249,7 +258,8 @@ class LatentCache:
         except Exception as e:  # safetensors raises its own types on corrupt files
             raise CheckpointError(f"{path}: unreadable latent-cache shard ({e}); delete it to rebuild") from e
         want = self._meta(split, seed, start, count)
-        bad = [f"{k}={meta.get(k)!r} (this run: {v!r})" for k, v in want.items() if meta.get(k) != v]
+        # "motion" is compared even when this run has none: a restricted shard is not the mix
+        bad = [f"{k}={meta.get(k)!r} (this run: {want.get(k)!r})" for k in {*want, "motion"} if meta.get(k) != want.get(k)]
         if bad:
             raise InputError(
                 f"{path} was built with other settings: {', '.join(bad)}; delete {self.folder} or pick a new --out"
@@ -314,7 +324,8 @@ class DitTask:
         video_model: a :class:`VideoModel` with the trained VAE and the DiT to train (text encoder unused).
         vae_dir: the VAE's folder (copied into the export).
         config: run settings; ``config.train_scenes`` is the cache size, ``config.extra``:
-            ``cfg_drop`` (0.1), ``max_length`` (64), ``encode_batch`` (16), ``progress`` (True).
+            ``cfg_drop`` (0.1), ``max_length`` (64), ``encode_batch`` (16), ``progress`` (True), ``motion``
+            (None: the world's mix of camera motions; ``"orbit"``: orbit videos only).
         device: where the model, the cache tensors and the renders live.
         text_encoder: MiniLM for building the cache (None: loaded when needed).
     """
@@ -343,6 +354,7 @@ class DitTask:
         self.cache = LatentCache(
             Path(config.out) / CACHE_DIR, video_model, text_encoder, config.frames, config.size, config.max_objects,
             config.shadows, self.max_length, _file_sha1(self.vae_dir / "vae"), device, int(ex.get("encode_batch", 16)),
+            motion=ex.get("motion") or None,
         )  # fmt: skip
         progress = bool(ex.get("progress", True))
         self.uncond = self.cache.uncond().to(device)
