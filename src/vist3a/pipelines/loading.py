@@ -68,7 +68,8 @@ STITCHED_FILE = "anysplat_stitched.pth"
 
 #: Denoising steps of the mini model (UniPC). Measured on the shipped weights (12 held-out captions, judge
 #: overall): 8 steps 26.2, 12 steps 24.5, 16 steps 17.5 (docs/mini.md) — more steps do not help this DiT, and
-#: 8 keep `vist3a generate` under 30 s on 2 CPU cores (docs/generate.md).
+#: 8 keep `vist3a generate` under 30 s on 2 CPU cores (docs/generate.md). The session-11 set: 4 / 8 / 12 / 16 steps
+#: give 32.3 / 55.6 / 48.5 / 56.8.
 MINI_STEPS = 8
 #: Guidance scale of the mini model. Measured at 8 steps (12 held-out captions, docs/mini.md): CFG 3 / 5 / 7.5 with
 #: flow shift 5 give a video judge of 61.2 / 53.3 / 42.8 and a multi-view consistency of 22.2 / 20.9 / 20.2 dB; the
