@@ -12,7 +12,6 @@ camera, not motion.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from pathlib import Path
@@ -22,13 +21,12 @@ from vist3a.pipelines.loading import MINI_CAMERA_GUARD_DEG as BROKEN_STEP_DEG
 
 
 def scene_motion(cameras_json: Path) -> dict[str, float]:
-    from vist3a.eval.stitch_claim import rotation_error_deg
     from vist3a.gaussians.cameras import Cameras
+    from vist3a.models.camera_guard import geodesic_deg, max_step_deg
 
-    r = Cameras.load_json(cameras_json).c2w[:, :3, :3]
-    from_first = rotation_error_deg(r, r[:1].expand_as(r))
-    steps = rotation_error_deg(r[1:], r[:-1])
-    return {"max_from_first_deg": float(from_first.max()), "max_step_deg": float(steps.max())}
+    c2w = Cameras.load_json(cameras_json).c2w  # the angles between views are the same for c2w and w2c
+    r = c2w[:, :3, :3]
+    return {"max_from_first_deg": float(geodesic_deg(r, r[:1]).max()), "max_step_deg": float(max_step_deg(c2w[None]))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,8 +50,10 @@ def main(argv: list[str] | None = None) -> int:
               f"({statistics.median(ok) if ok else float('nan'):.1f}° without the {len(broken)} with a jump > "
               f"{BROKEN_STEP_DEG:.0f}° between neighbours)")  # fmt: skip
     if a.out is not None:
+        from vist3a.pipelines.export import write_json
+
         a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(json.dumps(result, indent=1) + "\n")
+        write_json(a.out, result)
     return 0
 
 
