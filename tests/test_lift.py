@@ -88,3 +88,42 @@ def test_lift_end_to_end_writes_valid_files(tmp_path, capsys):
     assert "1+4k" in capsys.readouterr().err
     assert main(["lift", str(src), "--model", str(model_dir), "--out", str(out), "--preview-splats", "-1"]) == 1
     assert "--preview-splats must be >= 0" in capsys.readouterr().err
+
+
+def test_lift_camera_guard_flag(tmp_path, capsys):
+    """--camera-guard DEG below the random decoder's turns: every camera in cameras.json is the first one and
+    lift.json says so; --camera-guard 0 keeps the predicted (differing) cameras; a negative limit is one error.
+    The default is the mini generator's guard for the shipped stitched-mini only."""
+    from vist3a.cli import main
+    from vist3a.commands.lift import guard_default
+    from vist3a.gaussians.cameras import Cameras
+    from vist3a.models.anysplat import anysplat_mini
+    from vist3a.pipelines.loading import MINI_CAMERA_GUARD_DEG
+    from vist3a.stitching.export import save_trained
+    from vist3a.stitching.stitched import StitchedDecoder
+
+    overrides = dict(
+        embed_dim=48, dino_depth=3, dino_num_heads=2, depth=2, num_heads=2, intermediate_layer_idx=(0, 0, 1, 1),
+        camera_trunk_depth=1, camera_num_heads=2, dpt_features=16, dpt_out_channels=(8, 16, 32, 32), sh_degree=1,
+    )  # fmt: skip
+    torch.manual_seed(1)
+    dec = StitchedDecoder(anysplat_mini(**overrides), "conv3d_k5x3x3_o48_s1x2x2_p2x1x1", "enc_blocks_1",
+                          (16, 2, 8, 8), image_size=56).add_lora("r2,a4")  # fmt: skip
+    model_dir = save_trained(dec, tmp_path / "model", {"recon": "anysplat-mini", "recon_overrides": overrides})
+    src = _write_frames(tmp_path / "frames")
+    runs = {}
+    for deg in ("1e-9", "0"):
+        out = tmp_path / f"out{deg}"
+        assert main(["lift", str(src), "--model", str(model_dir), "--out", str(out), "--device", "cpu",
+                     "--frames-per-view", "0", "--camera-guard", deg]) == 0  # fmt: skip
+        cams = Cameras.from_json_frames(json.loads((out / "cameras.json").read_text()))
+        runs[deg] = (cams.c2w, json.loads((out / "lift.json").read_text()))
+    on, off = runs["1e-9"], runs["0"]
+    assert on[1]["camera_guarded"] and on[1]["camera_guard_deg"] == 1e-9
+    assert torch.allclose(on[0], on[0][:1].expand_as(on[0]), atol=1e-5)
+    assert not off[1]["camera_guarded"] and off[1]["camera_guard_deg"] is None
+    assert (off[0] - off[0][:1]).abs().max() > 1e-3  # the random head's cameras differ, so the guard did act
+    assert main(["lift", str(src), "--model", str(model_dir), "--out", str(tmp_path / "x"), "--camera-guard", "-1"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "--camera-guard must be >= 0" in err and len(err.splitlines()) == 1
+    assert guard_default("stitched-mini") == MINI_CAMERA_GUARD_DEG and guard_default(str(model_dir)) is None

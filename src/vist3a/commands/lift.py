@@ -43,6 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, help="frame count, 1+4k (default: the decoder's native count or fewer)")
     p.add_argument("--sampling", choices=("uniform", "first"), default="uniform", help="which frames to take")
     p.add_argument("--resolution", type=int, help="VAE input side (default: 16 x decoder tokens per side)")
+    p.add_argument("--camera-guard", type=float, default=None, metavar="DEG",
+                   help="place every frame from the first camera when the predicted cameras turn more than DEG "
+                   "between neighbouring frames (0 = off; default: 90 for stitched-mini, off otherwise)")
     p.add_argument("--sample", action="store_true", help="posterior sample instead of the posterior mean")
     p.add_argument("--seed", type=int, default=0, help="seed of --sample")
     p.add_argument("--no-voxelize", action="store_true", help="one Gaussian per pixel (no voxel fusion)")
@@ -84,6 +87,14 @@ def load_decoder(model: str, weights: str | None, recon_weights: str | None, dev
     return dec
 
 
+def guard_default(model: str) -> float | None:
+    """The camera guard of ``--model``: the mini generator's (``MINI_CAMERA_GUARD_DEG``) for the shipped
+    stitched-mini, whose camera head breaks on some frame-filling objects (docs/mini.md); off otherwise."""
+    from vist3a.pipelines.loading import MINI_CAMERA_GUARD_DEG
+
+    return MINI_CAMERA_GUARD_DEG if model == "stitched-mini" else None
+
+
 def run(args: argparse.Namespace) -> int:
     from vist3a.commands.generate import export_defaults
     from vist3a.commands.reconstruct import _device
@@ -100,6 +111,9 @@ def run(args: argparse.Namespace) -> int:
     for flag in ("frames_per_view", "orbit_frames", "preview_splats"):
         if (getattr(args, flag) or 0) < 0:
             raise InputError(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}")
+    if args.camera_guard is not None and not args.camera_guard >= 0:
+        raise InputError(f"--camera-guard must be >= 0 degrees (0 = off), got {args.camera_guard}")
+    guard = guard_default(args.model) if args.camera_guard is None else (args.camera_guard or None)
     device = _device(args.device)
     vd = export_defaults(device)
     decoder = load_decoder(args.model, args.weights, args.recon_weights, device)
@@ -122,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     for note in inp.notes:
         print(f"lift: {note}")
     decoder.recon.set_voxelize(not args.no_voxelize)
-    rec = lift(inp, video_model, decoder, sample=args.sample, seed=args.seed)
+    rec = lift(inp, video_model, decoder, sample=args.sample, seed=args.seed, camera_guard_deg=guard)
     gaussians, cameras = rec.gaussians[0].detach().to("cpu"), rec.cameras[0].to("cpu")
     out.mkdir(parents=True, exist_ok=True)
     fpv = vd.frames_per_view if args.frames_per_view is None else args.frames_per_view
@@ -133,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
         "source": str(args.source), "frame_indices": inp.indices, "frames": len(inp.indices),
         "vae_size": size, "recon_size": recon_size, "notes": inp.notes, "model": args.model,
         "video_model": args.video_model, "gaussians": len(gaussians), "files": sorted(report.files),
+        "camera_guard_deg": guard, "camera_guarded": bool(rec.guarded and rec.guarded[0]),
     })  # fmt: skip
     for name in sorted(report.files):
         print(f"wrote {report.files[name]}")

@@ -113,11 +113,20 @@ def lift(
     decoder: Any,
     sample: bool = False,
     seed: int = 0,
+    camera_guard_deg: float | None = None,
 ) -> Reconstruction:
     """Encode ``inp.video`` with the video VAE (posterior mean unless ``sample``) and decode it with the
-    stitched decoder. Returns Gaussians and the predicted cameras (at the reconstruction size)."""
+    stitched decoder. Returns Gaussians and the predicted cameras (at the reconstruction size).
+
+    ``camera_guard_deg``: cameras that turn more than this between neighbouring frames are replaced by the
+    first camera, with a warning (``vist3a.models.camera_guard``; ``Reconstruction.guarded`` says so); None = off.
+    """
     dev = decoder.stitching_layer.weight.device
     g = torch.Generator(device=dev).manual_seed(seed) if sample else None
     latent = video_model.encode(inp.video.to(dev), sample=sample, generator=g)
     log.info("latent %s -> stitched decoder", list(latent.shape))
-    return decoder.reconstruct(latent, inp.images)
+    rec = decoder.reconstruct(latent, inp.images, camera_guard_deg=camera_guard_deg)
+    if rec.guarded and rec.guarded[0]:
+        log.warning("the predicted cameras turn more than %g° between neighbouring frames: every frame is placed "
+                    "from the first camera (--camera-guard)", camera_guard_deg)  # fmt: skip
+    return rec
