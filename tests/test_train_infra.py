@@ -81,6 +81,34 @@ def test_ema_known_answer():
     assert m.weight.item() == pytest.approx(0.75)
 
 
+def test_ema_state_loads_onto_the_parameters_device():
+    """A checkpoint's EMA state is read on the CPU; loaded into an EMA of a model elsewhere (here the meta device,
+    on the device machine CUDA) each average lands on its parameter's device, so the next update works (session 12
+    found a resumed CUDA run failing on cuda/cpu tensors). Values round-trip; a missing key is named."""
+    m = torch.nn.Linear(2, 1)
+    ema = EMA(m, 0.9)
+    state = {k: v + 1 for k, v in ema.state_dict().items()}
+    again = EMA(m, 0.9)
+    again.load_state_dict(state)
+    assert all(torch.equal(again.shadow[k], state[k]) and again.shadow[k] is not state[k] for k in state)
+    meta = EMA(torch.nn.Linear(2, 1, device="meta"), 0.9)
+    meta.load_state_dict(state)
+    assert {v.device.type for v in meta.shadow.values()} == {"meta"}
+    with pytest.raises(KeyError, match="bias"):
+        again.load_state_dict({"weight": state["weight"]})
+
+
+@pytest.mark.gpu
+def test_ema_resumed_on_cuda_updates():
+    m = torch.nn.Linear(2, 1).cuda()
+    ema = EMA(m, 0.5)
+    cpu_state = {k: v.cpu() for k, v in ema.state_dict().items()}
+    resumed = EMA(m, 0.5)
+    resumed.load_state_dict(cpu_state)
+    resumed.update(m)
+    assert all(v.is_cuda for v in resumed.shadow.values())
+
+
 def test_shard_covers_every_item_once():
     items = list(range(11))
     parts = [distributed.shard(items, r, 3) for r in range(3)]

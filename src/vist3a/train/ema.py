@@ -53,4 +53,5 @@ class EMA:
         missing = set(self.shadow) - set(state)
         if missing:
             raise KeyError(f"EMA state lacks {sorted(missing)[:3]}...")
-        self.shadow = {k: v.clone().float() for k, v in state.items() if k in self.shadow}
+        # checkpoints load on the CPU: each average goes back to the device of the parameter it tracks
+        self.shadow = {k: state[k].to(v.device, torch.float32, copy=True) for k, v in self.shadow.items()}
