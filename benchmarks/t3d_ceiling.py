@@ -1,0 +1,114 @@
+"""Where are the captions lost: in the DiT, or after it? The text-to-3D judge of the mini set with the DiT taken out.
+
+`vist3a eval text-to-3d --model mini --world N` scores scenes generated from the captions of world set 7919. This
+runs the same evaluation (same captions, scene names, views, judge and consistency) on two sources that skip the DiT:
+
+- ``true_latent``: each caption's own world clip (13 frames at 256², as the DiT's training clips), encoded by the
+  mini VAE (posterior mean) and passed through the pipeline's own post-denoising path
+  (`TextTo3DPipeline.latents_to_3d`: VAE decode, stitched decoder, camera guard). This is what a perfect DiT
+  (one that returned the true clip's latent) would score: the ceiling of the VAE + stitched decoder + judge.
+- ``true_latent_rgb`` (``--true-rgb``): the same, with the stitched decoder's RGB branch given the true frames
+  instead of their VAE decode: what a VAE decoder that kept every colour would add.
+- ``frames``: the judge on 8 evenly spaced frames of the world clip itself (first = the caption's view): the ceiling
+  of the judge on these captions.
+
+    VIST3A_MINI_ASSETS=DIR python benchmarks/t3d_ceiling.py --world 12 --out runs/ceiling --json OUT.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+
+class TrueLatentPipeline:
+    """Stands in for the mini pipeline in `vist3a.eval.text_to_3d.evaluate`: a prompt of the world set gives the
+    3D scene of its own clip's VAE latent (no text encoder, no DiT)."""
+
+    def __init__(self, pipe: Any, samples: dict[str, Any], device: Any, true_rgb: bool = False) -> None:
+        self.pipe, self.samples, self.device, self.true_rgb = pipe, samples, device, true_rgb
+        self.settings, self.name = pipe.settings, "mini:true-latent"
+
+    def __call__(self, prompt: str, seed: int = 0, progress: bool = False, **_: Any) -> Any:
+        import torch
+
+        from vist3a.pipelines.text_to_3d import TextTo3DResult
+
+        clip = self.samples[prompt].render(self.device).rgb  # [T,3,H,W] in [0,1]
+        video = (clip.permute(1, 0, 2, 3)[None] * 2 - 1).to(self.device)  # [1,3,T,H,W] in [-1,1]
+        timings: dict[str, float] = {}
+        with torch.no_grad():
+            raw = self.pipe.video.encode(video, sample=False)
+            frames, rec = self.pipe.latents_to_3d(raw, timings)
+            if self.true_rgb:  # as latents_to_3d, with the true frames in the RGB branch
+                import torch.nn.functional as F
+
+                from vist3a.pipelines.text_to_3d import recon_input_size
+
+                dec, frames = self.pipe.decoder, clip.to(self.device)
+                small = F.interpolate(frames, size=recon_input_size(dec, *raw.shape[-2:]), mode="bilinear",
+                                      align_corners=False).clamp(0, 1)  # fmt: skip
+                rec = dec.reconstruct(raw, small[None], camera_guard_deg=self.pipe.settings.camera_guard_deg)
+        return TextTo3DResult(prompt=prompt, full_prompt=prompt, gaussians=rec.gaussians[0], cameras=rec.cameras[0],
+                              frames=frames.cpu(), latents=raw[0].cpu(), depth=rec.depth[0].cpu(), seed=seed,
+                              timings=timings, camera_guarded=bool(rec.guarded and rec.guarded[0]))  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--world", type=int, default=12, help="the first N captions of the held-out world set")
+    p.add_argument("--seed", type=int, default=None, help="world seed (default: the held-out one, 7919)")
+    p.add_argument("--views", type=int, default=8, help="frames of the world clip the judge reads (frames row)")
+    p.add_argument("--out", type=Path, required=True, help="evaluation folder of the true_latent row")
+    p.add_argument("--json", type=Path, default=None, help="also write both rows here")
+    p.add_argument("--true-rgb", action="store_true", help="the decoder's RGB branch sees the true frames")
+    p.add_argument("--device", default="cpu")
+    a = p.parse_args(argv)
+
+    import torch
+
+    import vist3a
+    from vist3a.eval import text_to_3d as t23d
+    from vist3a.eval.gen_metrics import build_metric
+    from vist3a.pipelines.export import write_json
+    from vist3a.train import HELD_OUT_SEED
+    from vist3a.world.sample import make_sample
+
+    device = torch.device(a.device)
+    seed = HELD_OUT_SEED if a.seed is None else a.seed
+    scenes = t23d.world_scenes(a.world, seed, 12413)
+    samples = {s.prompt: make_sample(s.info["index"], seed=seed, frames=13, size=256) for s in scenes}
+    if len(samples) != len(scenes):
+        raise SystemExit("two world scenes share a prompt; the true-latent row needs one clip per prompt")
+
+    judge = build_metric("judge", device)
+    rows: dict[str, list[dict[str, float]]] = {"frames": []}
+    for s in scenes:
+        rgb = samples[s.prompt].render().rgb
+        pick = torch.linspace(0, len(rgb) - 1, a.views).round().long()
+        scores = judge(rgb[pick], s.prompt, s.info)
+        rows["frames"].append({k: v[0] for k, v in scores.items()})
+
+    pipe = TrueLatentPipeline(vist3a.load_pipeline("mini", device=device), samples, device, a.true_rgb)
+    res = t23d.evaluate(scenes, [judge], a.out, pipe=pipe, device=device, settings={"source": f"world:{seed}",
+                        "model": pipe.name}, progress=True)  # fmt: skip
+    rows["true_latent_rgb" if a.true_rgb else "true_latent"] = [{k: float(r[k]) for k in r if k.startswith(("judge_", "consistency"))} for r in res.per_scene]
+
+    def mean(rs: list[dict[str, float]], k: str) -> float:
+        vals = [r[k] for r in rs if k in r and r[k] == r[k]]
+        return sum(vals) / len(vals) if vals else float("nan")
+
+    cols = ("judge_entity", "judge_attribute", "judge_relation", "judge_overall", "consistency_psnr")
+    summary = {row: {k: round(mean(rs, k), 2) for k in cols} for row, rs in rows.items()}
+    for row, m in summary.items():
+        print(f"{row:12s} " + "  ".join(f"{k.replace('judge_', '')} {v}" for k, v in m.items()))
+    if a.json:
+        write_json(a.json, {"args": {k: str(v) for k, v in vars(a).items()}, "summary": summary, "per_scene": rows,
+                            "prompts": [s.prompt for s in scenes]})  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
