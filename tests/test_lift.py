@@ -36,6 +36,22 @@ def _write_frames(folder, n=7, h=48, w=80):
     return folder
 
 
+def _tiny_decoder_dir(folder, seed):
+    """A random tiny stitched decoder (LoRA r2) saved as a `vist3a stitch train` output folder."""
+    from vist3a.models.anysplat import anysplat_mini
+    from vist3a.stitching.export import save_trained
+    from vist3a.stitching.stitched import StitchedDecoder
+
+    overrides = dict(
+        embed_dim=48, dino_depth=3, dino_num_heads=2, depth=2, num_heads=2, intermediate_layer_idx=(0, 0, 1, 1),
+        camera_trunk_depth=1, camera_num_heads=2, dpt_features=16, dpt_out_channels=(8, 16, 32, 32), sh_degree=1,
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    dec = StitchedDecoder(anysplat_mini(**overrides), "conv3d_k5x3x3_o48_s1x2x2_p2x1x1", "enc_blocks_1",
+                          (16, 2, 8, 8), image_size=56).add_lora("r2,a4")  # fmt: skip
+    return save_trained(dec, folder, {"recon": "anysplat-mini", "recon_overrides": overrides})
+
+
 def test_prepare_frames_reports_what_it_did(tmp_path):
     src = _write_frames(tmp_path / "frames")
     inp = prepare_frames(src, vae_size=32, recon_size=28, max_frames=13)
@@ -53,18 +69,8 @@ def test_lift_end_to_end_writes_valid_files(tmp_path, capsys):
 
     from vist3a.cli import main
     from vist3a.gaussians.cameras import Cameras
-    from vist3a.models.anysplat import anysplat_mini
-    from vist3a.stitching.export import save_trained
-    from vist3a.stitching.stitched import StitchedDecoder
 
-    overrides = dict(
-        embed_dim=48, dino_depth=3, dino_num_heads=2, depth=2, num_heads=2, intermediate_layer_idx=(0, 0, 1, 1),
-        camera_trunk_depth=1, camera_num_heads=2, dpt_features=16, dpt_out_channels=(8, 16, 32, 32), sh_degree=1,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    dec = StitchedDecoder(anysplat_mini(**overrides), "conv3d_k5x3x3_o48_s1x2x2_p2x1x1", "enc_blocks_1",
-                          (16, 2, 8, 8), image_size=56).add_lora("r2,a4")  # fmt: skip
-    model_dir = save_trained(dec, tmp_path / "model", {"recon": "anysplat-mini", "recon_overrides": overrides})
+    model_dir = _tiny_decoder_dir(tmp_path / "model", seed=0)
     src = _write_frames(tmp_path / "frames")
     out = tmp_path / "out"
     code = main(["lift", str(src), "--model", str(model_dir), "--video-model", "wan-mini", "--out", str(out),
@@ -97,19 +103,9 @@ def test_lift_camera_guard_flag(tmp_path, capsys):
     from vist3a.cli import main
     from vist3a.commands.lift import guard_default
     from vist3a.gaussians.cameras import Cameras
-    from vist3a.models.anysplat import anysplat_mini
     from vist3a.pipelines.loading import MINI_CAMERA_GUARD_DEG
-    from vist3a.stitching.export import save_trained
-    from vist3a.stitching.stitched import StitchedDecoder
 
-    overrides = dict(
-        embed_dim=48, dino_depth=3, dino_num_heads=2, depth=2, num_heads=2, intermediate_layer_idx=(0, 0, 1, 1),
-        camera_trunk_depth=1, camera_num_heads=2, dpt_features=16, dpt_out_channels=(8, 16, 32, 32), sh_degree=1,
-    )  # fmt: skip
-    torch.manual_seed(1)
-    dec = StitchedDecoder(anysplat_mini(**overrides), "conv3d_k5x3x3_o48_s1x2x2_p2x1x1", "enc_blocks_1",
-                          (16, 2, 8, 8), image_size=56).add_lora("r2,a4")  # fmt: skip
-    model_dir = save_trained(dec, tmp_path / "model", {"recon": "anysplat-mini", "recon_overrides": overrides})
+    model_dir = _tiny_decoder_dir(tmp_path / "model", seed=1)
     src = _write_frames(tmp_path / "frames")
     runs = {}
     for deg in ("1e-9", "0"):
