@@ -210,11 +210,13 @@ def test_cli_train_on_procedural_world_then_convert(tmp_path, capsys):
     argv = ["stitch", "train", "--video", "wan-mini", "--recon", "anysplat-mini", *_tiny_sets(),
             "--recon-resolution", "56", "--resolution", "64", "--init", str(init), "--world", "2",
             "--out", str(out), "--steps", "2", "--frames", "1", "--lora", "r2,a4", "--warmup", "1",
-            "--ckpt-every", "1", "--workers", "0", "--device", "cpu", "--loss-weight", "depth_grad=0.05"]  # fmt: skip
+            "--ckpt-every", "1", "--workers", "0", "--device", "cpu", "--loss-weight", "depth_grad=0.05",
+            "--student-rgb", "decoded"]  # fmt: skip
     assert main(argv) == 0, capsys.readouterr().err
     assert "trained 2 steps" in capsys.readouterr().out
     doc = json.loads((out / "stitched.json").read_text())
     assert doc["train"]["weights"]["depth_grad"] == 0.05 and doc["train"]["weights"]["scales"] == 10.0
+    assert doc["train"]["student_rgb"] == "decoded"
     assert doc["recon"] == "anysplat-mini" and doc["decoder"]["layer"] == "enc_blocks_1"
     assert doc["decoder"]["image_size"] == 56 and doc["recon_overrides"]["embed_dim"] == 48
     assert sorted(p.name for p in (out / "checkpoints").glob("step_*.pt")) == ["step_00000001.pt", "step_00000002.pt"]
@@ -287,3 +289,47 @@ def test_stitched_preset_trains_from_a_fresh_layer_over_the_shipped_recon(caplog
     key = "encoder.aggregator.frame_blocks.0.attn.qkv.weight"
     torch.testing.assert_close(teacher.state_dict()[key], want[key], rtol=0, atol=0)
     torch.testing.assert_close(student.recon.state_dict()[key], want[key], rtol=0, atol=0)
+
+
+def test_student_rgb_decoded_feeds_the_vae_decode_of_its_latent(tmp_path, monkeypatch):
+    """--student-rgb decoded: the student's RGB branch gets the VAE decode of the very latent it is given, in [0, 1]
+    and resized to the reconstruction size (as generation does), while the teacher keeps the clip's frames; the
+    default ("frames") gives the student the teacher's input. A bad value is one clear error."""
+    import torch.nn.functional as F
+
+    from vist3a.stitching import train as st
+
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+    teacher_in: list[torch.Tensor] = []
+    forward, targets = st.DistillStep.forward, st.teacher_targets
+
+    def spy_forward(self, latent, images, teacher):  # noqa: ANN001, ANN202
+        seen.append((latent.detach().clone(), images.detach().clone()))
+        return forward(self, latent, images, teacher)
+
+    def spy_targets(teacher, images):  # noqa: ANN001, ANN202
+        teacher_in.append(images.detach().clone())
+        return targets(teacher, images)
+
+    monkeypatch.setattr(st.DistillStep, "forward", spy_forward)
+    monkeypatch.setattr(st, "teacher_targets", spy_targets)
+    for mode in ("decoded", "frames"):
+        seen.clear(), teacher_in.clear()
+        dec, teacher, video = _tiny()
+        res = train_stitched(dec, teacher, video, Clips(), _cfg(tmp_path / mode, steps=2, student_rgb=mode),
+                             progress=False)  # fmt: skip
+        assert res.finished and len(seen) == 2 and all(torch.isfinite(torch.tensor(res.losses)))
+        for (latent, images), frames in zip(seen, teacher_in, strict=True):
+            with torch.no_grad():
+                rgb = video.decode(latent).float().add(1).div(2).clamp(0, 1)  # [B,3,T,H,W]
+            b, _, t = rgb.shape[:3]
+            want = F.interpolate(rgb.permute(0, 2, 1, 3, 4).reshape(b * t, 3, *rgb.shape[-2:]), size=(56, 56),
+                                 mode="bilinear", align_corners=False).clamp(0, 1).reshape(b, t, 3, 56, 56)  # fmt: skip
+            assert images.shape == frames.shape == (b, t, 3, 56, 56)
+            if mode == "decoded":
+                torch.testing.assert_close(images, want)
+                assert (images - frames).abs().max() > 1e-2  # the random VAE's decode is not the clip
+            else:
+                assert torch.equal(images, frames)
+    with pytest.raises(InputError, match="--student-rgb must be one of frames, decoded"):
+        _cfg(tmp_path / "bad", student_rgb="latent").check()

@@ -448,6 +448,9 @@ def _register_train(steps: argparse._SubParsersAction) -> None:
     p.add_argument("--no-bf16", action="store_true", help="no bf16 autocast on GPU")
     p.add_argument("--no-grad-checkpointing", action="store_true", help="keep activations (more memory)")
     p.add_argument("--official-quirk", action="store_true", help="official depth-gradient axes (frames, rows)")
+    p.add_argument("--student-rgb", choices=("frames", "decoded"), default="frames",
+                   help="the student's RGB branch sees the clip's frames (official) or their VAE decode, as at "
+                   "generation (for a lossy VAE)")  # fmt: skip
     p.add_argument(
         "--loss-weight", action="append", default=[], metavar="TERM=VALUE",
         help="override one distillation weight (repeatable), e.g. depth_grad=0.05; defaults: the paper's",
@@ -617,6 +620,7 @@ def run_train(args: argparse.Namespace) -> int:
         batch=args.batch, frames=frames, ckpt_every=args.ckpt_every, keep=args.keep, seed=args.seed, minutes=args.minutes,
         bf16=not args.no_bf16, grad_checkpointing=not args.no_grad_checkpointing,
         official_quirk=args.official_quirk, num_workers=args.workers, wandb_project=args.wandb, weights=weights,
+        student_rgb=args.student_rgb,
     )  # fmt: skip
     config.check()
     parse_lora_config(args.lora)  # fail before loading anything

@@ -47,6 +47,10 @@ log = logging.getLogger(__name__)
 CHECKPOINT_DIR = "checkpoints"
 
 
+#: What the student's RGB branch may see in training (``TrainConfig.student_rgb``).
+STUDENT_RGB: tuple[str, ...] = ("frames", "decoded")
+
+
 @dataclass
 class TrainConfig:
     """Settings of one stitching run (defaults: the released code's, METHOD.md §3.5).
@@ -65,6 +69,9 @@ class TrainConfig:
         bf16: bf16 autocast on CUDA. grad_checkpointing: recompute DINO/aggregator blocks in backward.
         official_quirk: the official depth-gradient axes (frames, rows) instead of (rows, columns).
         sample_posterior: encode with a posterior sample (official) instead of its mean.
+        student_rgb: what the student's RGB branch sees: ``"frames"`` (official: the clip's frames, as the
+            teacher) or ``"decoded"`` (the VAE decode of the student's latent, as at generation, where no
+            true frames exist; a lossy VAE's colours then have to come from the latent).
         num_workers: DataLoader workers.
         wandb_project: also log to wandb.
         weights: loss weights.
@@ -87,6 +94,7 @@ class TrainConfig:
     grad_checkpointing: bool = True
     official_quirk: bool = False
     sample_posterior: bool = True
+    student_rgb: str = "frames"
     num_workers: int = 0
     wandb_project: str | None = None
     weights: DistillWeights = field(default_factory=DistillWeights)
@@ -103,6 +111,8 @@ class TrainConfig:
             raise InputError(f"--ckpt-every must be >= 1, got {self.ckpt_every}")
         if self.lr <= 0 or self.warmup < 0:
             raise InputError(f"need --lr > 0 and --warmup >= 0, got {self.lr}, {self.warmup}")
+        if self.student_rgb not in STUDENT_RGB:
+            raise InputError(f"--student-rgb must be one of {', '.join(STUDENT_RGB)}, got {self.student_rgb!r}")
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -208,6 +218,15 @@ def clip_inputs(
     else:
         rec = rec[:, :frames].float()
     return vae.permute(0, 2, 1, 3, 4) * 2 - 1, rec.clamp(0, 1)
+
+
+def decoded_rgb(video: Any, latent: torch.Tensor, recon_size: int) -> torch.Tensor:
+    """The RGB branch's input at generation: the VAE decode of raw ``latent [B, C, T', h, w]`` in [0, 1], resized
+    per frame (bilinear, as ``TextTo3DPipeline.latents_to_3d``) to ``[B, T, 3, recon_size, recon_size]``."""
+    rgb = ((video.decode(latent).float() + 1.0) / 2.0).clamp(0.0, 1.0).transpose(1, 2)  # [B, T, 3, H, W]
+    b, t = rgb.shape[:2]
+    small = F.interpolate(rgb.flatten(0, 1), size=(recon_size, recon_size), mode="bilinear", align_corners=False)
+    return small.clamp(0.0, 1.0).view(b, t, 3, recon_size, recon_size)
 
 
 # -------------------------------------------------------------------------------------------- the step
@@ -341,9 +360,10 @@ def train_stitched(
             video_in, rec = clip_inputs(batch, frames, recon_size)
             with torch.no_grad():
                 latent = _encode(video, video_in, batch["position"], config, dev)
+                student_rgb = decoded_rgb(video, latent, recon_size) if config.student_rgb == "decoded" else rec
             with autocast:
                 target = teacher_targets(teacher, rec)
-                terms = runner(latent, rec, target)
+                terms = runner(latent, student_rgb, target)
             loss = terms["total"]
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite loss at step {step + 1}: {loss.item()}")
