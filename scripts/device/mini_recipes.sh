@@ -1,6 +1,7 @@
 # The mini-model device recipes shared by the session scripts (mini_s6_call.sh, mini_s7_call.sh): sourced after
 # mini_setup.sh with R (run folder), A (shipped assets), B (seconds budget), t0 (start time) and PHASE set.
-# STITCH_EXTRA: extra `vist3a stitch train` flags (e.g. --loss-weight depth_grad=0.05).
+# STITCH_EXTRA: extra `vist3a stitch train` flags (e.g. --loss-weight depth_grad=0.05); VW: the video weights the
+# stitcher encodes (and decodes) with (default: the shipped wan-mini).
 left() { python3 -c "print(round(max(0.5, ($B - $1 - ($(date +%s) - $t0)) / 60), 2))"; }
 last() { tail -c 600 $1 | tr '\r' '\n' | grep -v '^\s*$' | tail -2; }
 recon() {  # session 4's recipe A (8 views, 5 context, camera weight 5), continued from the shipped weights
@@ -12,7 +13,7 @@ stitch() {  # stitch NAME RECON_DIR MINUTES: world set + layer search (~60 s) + 
   local name=$1 rw=$2 mins=$3
   [ -d $R/world_dl3dv ] || python3 -m vist3a world make --layout dl3dv --scenes 200 --frames 13 --size 256 \
     --seed 11 --out $R/world_dl3dv --workers 12 > $R/world.log 2>&1
-  local V="--video wan-mini --video-weights $A/wan-mini --recon anysplat-mini --recon-weights $rw"
+  local V="--video wan-mini --video-weights ${VW:-$A/wan-mini} --recon anysplat-mini --recon-weights $rw"
   python3 -m vist3a stitch search $V --dataset dl3dv:$R/world_dl3dv --spec conv3d_k5x3x3_o192_s1x2x2_p2x1x1 \
     --out $R/search_$name --clips 150 --val-clips 50 --frames 13 --batch-size 8 > $R/search_$name.log 2>&1
   python3 -m vist3a stitch train $V --init $R/search_$name --world 20000 --world-seed 3 --frames 13 --batch 4 \
