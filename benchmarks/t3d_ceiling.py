@@ -43,14 +43,12 @@ class TrueLatentPipeline:
             raw = self.pipe.video.encode(video, sample=False)
             frames, rec = self.pipe.latents_to_3d(raw, timings)
             if self.true_rgb:  # as latents_to_3d, with the true frames in the RGB branch
-                import torch.nn.functional as F
-
                 from vist3a.pipelines.text_to_3d import recon_input_size
+                from vist3a.stitching.stitched import rgb_branch_input
 
                 dec, frames = self.pipe.decoder, clip.to(self.device)
-                small = F.interpolate(frames, size=recon_input_size(dec, *raw.shape[-2:]), mode="bilinear",
-                                      align_corners=False).clamp(0, 1)  # fmt: skip
-                rec = dec.reconstruct(raw, small[None], camera_guard_deg=self.pipe.settings.camera_guard_deg)
+                small = rgb_branch_input(frames[None], recon_input_size(dec, *raw.shape[-2:]))
+                rec = dec.reconstruct(raw, small, camera_guard_deg=self.pipe.settings.camera_guard_deg)
         return TextTo3DResult(prompt=prompt, full_prompt=prompt, gaussians=rec.gaussians[0], cameras=rec.cameras[0],
                               frames=frames.cpu(), latents=raw[0].cpu(), depth=rec.depth[0].cpu(), seed=seed,
                               timings=timings, camera_guarded=bool(rec.guarded and rec.guarded[0]))  # fmt: skip

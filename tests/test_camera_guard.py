@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import pytest
@@ -37,19 +38,22 @@ def test_max_step_is_the_largest_neighbour_turn_not_the_total() -> None:
     assert float(max_step_deg(orbit[None])) == pytest.approx(28.0, abs=1e-6)
 
 
-def test_guard_replaces_only_implausible_scenes_by_their_first_camera() -> None:
+def test_guard_replaces_only_implausible_scenes_by_their_first_camera(caplog) -> None:
     orbit = trajectory([28.0 * i for i in range(6)])
     jump = trajectory([0, 2, 4, 130, 6, 8])
     w2c = torch.stack([orbit, jump])
-    out, guarded = guard_cameras(w2c, 90.0)
+    with caplog.at_level(logging.WARNING, logger="vist3a.models.camera_guard"):
+        out, guarded = guard_cameras(w2c, 90.0)
     assert guarded.tolist() == [False, True]
+    assert "cameras of 1 scene(s) turn more than 90°" in caplog.text and len(caplog.records) == 1
     torch.testing.assert_close(out[0], orbit, rtol=0, atol=0)  # a real orbit is left alone
     torch.testing.assert_close(out[1], jump[:1].expand(6, 3, 4), rtol=0, atol=0)  # every view at view 0
     assert torch.equal(w2c[1], jump)  # the input is not modified
     # a limit above every step guards nothing; 4x4 matrices work too
     w4 = torch.cat([w2c, torch.tensor([0.0, 0, 0, 1], dtype=torch.float64).expand(2, 6, 1, 4)], 2)
+    caplog.clear()
     out4, g4 = guard_cameras(w4, 127.0)
-    assert not g4.any() and torch.equal(out4, w4)
+    assert not g4.any() and torch.equal(out4, w4) and not caplog.records  # nothing guarded: no warning
 
 
 @pytest.mark.parametrize(

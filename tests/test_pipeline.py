@@ -201,7 +201,7 @@ def test_camera_guard_setting_reaches_the_stitched_decoder(pipe, caplog):
     plain = pipe("a red cube", seed=3)
     turn = float(max_step_deg(plain.cameras.c2w[None, :, :3, :]))
     assert turn > 0.0
-    with caplog.at_level(logging.WARNING, logger="vist3a.pipelines.text_to_3d"):
+    with caplog.at_level(logging.WARNING, logger="vist3a.models.camera_guard"):
         guarded = pipe.with_settings(camera_guard_deg=turn / 2)("a red cube", seed=3)
     assert "every frame is placed from the first camera" in caplog.text
     assert guarded.camera_guarded and not plain.camera_guarded

@@ -87,9 +87,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-template", action="store_true", help="use the prompts as they are (no orbit template)")
     p.add_argument("--template", default=None, help="a custom prompt template containing {prompt}")
     p.add_argument("--negative-prompt", default=None, help="negative prompt (default: the official one)")
-    p.add_argument("--camera-guard", type=float, default=None, metavar="DEG",
-                   help="place every frame from the first camera when the predicted cameras turn more than DEG "
-                        "between neighbouring frames (default: the model's; mini 90, official off; 0 = off)")
+    add_camera_guard_flag(p, "the model's: mini 90, official off")
     p.add_argument("--formats", default="ply", help="scene formats, comma-separated: ply,spz,splat (default ply)")
     p.add_argument(
         "--sh-degree", type=int, default=0,
@@ -137,6 +135,19 @@ def read_prompts(prompts: list[str], prompts_file: str | None) -> list[str]:
     return out
 
 
+def add_camera_guard_flag(p: argparse.ArgumentParser, default: str) -> None:
+    """``--camera-guard DEG`` (``vist3a.models.camera_guard``), shared by `generate` and `lift`."""
+    p.add_argument("--camera-guard", type=float, default=None, metavar="DEG",
+                   help="place every frame from the first camera when the predicted cameras turn more than DEG "
+                   f"between neighbouring frames (0 = off; default: {default})")  # fmt: skip
+
+
+def check_camera_guard(value: float | None) -> None:
+    """One-line error for a negative or NaN ``--camera-guard`` (None = the default, 0 = off)."""
+    if value is not None and not value >= 0:
+        raise InputError(f"--camera-guard must be >= 0 degrees (0 = off), got {value}")
+
+
 def _check_args(args: argparse.Namespace) -> None:
     if args.frames is not None and (args.frames < 1 or (args.frames - 1) % 4):
         raise InputError(f"--frames {args.frames}: the Wan VAE needs 1+4k frames (e.g. 9, 13, 17)")
@@ -152,8 +163,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError("--template must contain {prompt}")
     if args.template is not None and args.no_template:
         raise InputError("--template and --no-template exclude each other")
-    if args.camera_guard is not None and not args.camera_guard >= 0:
-        raise InputError(f"--camera-guard must be >= 0 degrees (0 = off), got {args.camera_guard}")
+    check_camera_guard(args.camera_guard)
     if args.sh_degree < 0:
         raise InputError(f"--sh-degree must be >= 0, got {args.sh_degree}")
     if (args.frames_per_view or 0) < 0 or (args.orbit_frames or 0) < 0 or args.fps <= 0:

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from vist3a.commands.generate import add_camera_guard_flag
+
     p = subparsers.add_parser(
         "lift",
         help="a video or frame folder -> 3D Gaussians through the stitched decoder (VAE latent -> 3D)",
@@ -43,9 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, help="frame count, 1+4k (default: the decoder's native count or fewer)")
     p.add_argument("--sampling", choices=("uniform", "first"), default="uniform", help="which frames to take")
     p.add_argument("--resolution", type=int, help="VAE input side (default: 16 x decoder tokens per side)")
-    p.add_argument("--camera-guard", type=float, default=None, metavar="DEG",
-                   help="place every frame from the first camera when the predicted cameras turn more than DEG "
-                   "between neighbouring frames (0 = off; default: 90 for stitched-mini, off otherwise)")
+    add_camera_guard_flag(p, "90 for stitched-mini, off otherwise")
     p.add_argument("--sample", action="store_true", help="posterior sample instead of the posterior mean")
     p.add_argument("--seed", type=int, default=0, help="seed of --sample")
     p.add_argument("--no-voxelize", action="store_true", help="one Gaussian per pixel (no voxel fusion)")
@@ -96,7 +96,7 @@ def guard_default(model: str) -> float | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vist3a.commands.generate import export_defaults
+    from vist3a.commands.generate import check_camera_guard, export_defaults
     from vist3a.commands.reconstruct import _device
     from vist3a.commands.stitch import _build
     from vist3a.pipelines.export import export_scene, parse_formats, write_json
@@ -111,8 +111,7 @@ def run(args: argparse.Namespace) -> int:
     for flag in ("frames_per_view", "orbit_frames", "preview_splats"):
         if (getattr(args, flag) or 0) < 0:
             raise InputError(f"--{flag.replace('_', '-')} must be >= 0, got {getattr(args, flag)}")
-    if args.camera_guard is not None and not args.camera_guard >= 0:
-        raise InputError(f"--camera-guard must be >= 0 degrees (0 = off), got {args.camera_guard}")
+    check_camera_guard(args.camera_guard)
     guard = guard_default(args.model) if args.camera_guard is None else (args.camera_guard or None)
     device = _device(args.device)
     vd = export_defaults(device)

@@ -11,9 +11,13 @@ Inference only (generation); training and reconstruction never use it.
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from vist3a.errors import InputError
+
+log = logging.getLogger(__name__)
 
 
 def geodesic_deg(r_a: torch.Tensor, r_b: torch.Tensor) -> torch.Tensor:
@@ -45,12 +49,16 @@ def guard_cameras(w2c: torch.Tensor, limit_deg: float) -> tuple[torch.Tensor, to
         w2c: ``[B, V, 3|4, 4]`` predicted world-to-camera matrices.
         limit_deg: the largest plausible turn between neighbouring frames (> 0).
     Returns:
-        ``(w2c, guarded)``: the cameras (a new tensor where a scene was guarded) and ``[B]`` bool.
+        ``(w2c, guarded)``: the cameras (a new tensor where a scene was guarded) and ``[B]`` bool; a guarded
+        batch is logged as a warning, once per call.
     """
     if not limit_deg > 0:
         raise InputError(f"the camera guard's limit must be > 0 degrees, got {limit_deg}")
     guarded = max_step_deg(w2c) > limit_deg
     if guarded.any():
+        log.warning("the predicted cameras of %d scene(s) turn more than %g° between neighbouring frames (no video "
+                    "moves so): every frame is placed from the first camera (camera guard)", int(guarded.sum()),
+                    limit_deg)  # fmt: skip
         first = w2c[:, :1].expand_as(w2c)
         w2c = torch.where(guarded[:, None, None, None], first, w2c)
     return w2c, guarded

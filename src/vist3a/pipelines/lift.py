@@ -125,8 +125,4 @@ def lift(
     g = torch.Generator(device=dev).manual_seed(seed) if sample else None
     latent = video_model.encode(inp.video.to(dev), sample=sample, generator=g)
     log.info("latent %s -> stitched decoder", list(latent.shape))
-    rec = decoder.reconstruct(latent, inp.images, camera_guard_deg=camera_guard_deg)
-    if rec.guarded and rec.guarded[0]:
-        log.warning("the predicted cameras turn more than %g° between neighbouring frames: every frame is placed "
-                    "from the first camera (--camera-guard)", camera_guard_deg)  # fmt: skip
-    return rec
+    return decoder.reconstruct(latent, inp.images, camera_guard_deg=camera_guard_deg)

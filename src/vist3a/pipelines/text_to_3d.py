@@ -25,13 +25,13 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from vist3a.errors import InputError
 from vist3a.gaussians.cameras import Cameras
 from vist3a.gaussians.gaussians import Gaussians
 from vist3a.models.text import TextEmbeddings
+from vist3a.stitching.stitched import rgb_branch_input
 
 log = logging.getLogger(__name__)
 
@@ -392,13 +392,8 @@ class TextTo3DPipeline:
         rh, rw = recon_input_size(dec, raw.shape[-2], raw.shape[-1])
         frames01 = ((rgb.float() + 1.0) / 2.0).clamp(0.0, 1.0)[0].permute(1, 0, 2, 3)  # [T, 3, H, W]
         dec_dev = next(dec.parameters()).device
-        small = F.interpolate(frames01.to(dec_dev), size=(rh, rw), mode="bilinear", align_corners=False)
-        rec = dec.reconstruct(raw.to(dec_dev), small.clamp(0.0, 1.0)[None], camera_guard_deg=self.settings.camera_guard_deg)
-        if rec.guarded and any(rec.guarded):
-            log.warning(
-                "the predicted cameras jump more than %g° between neighbouring frames (no video moves so): "
-                "every frame is placed from the first camera (camera_guard_deg)", self.settings.camera_guard_deg
-            )
+        small = rgb_branch_input(frames01[None].to(dec_dev), (rh, rw))
+        rec = dec.reconstruct(raw.to(dec_dev), small, camera_guard_deg=self.settings.camera_guard_deg)
         _sync(dec_dev)
         timings["stitched_decode"] = time.perf_counter() - t0
         return frames01, rec

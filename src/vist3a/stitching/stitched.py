@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from vist3a.errors import CheckpointError, InputError
@@ -33,6 +34,15 @@ OFFICIAL_SPEC = "conv3d_k5x3x3_o1024_s1x2x2_p2x1x1"
 OFFICIAL_LAYER = "enc_blocks_2"
 OFFICIAL_LORA = "r64,a32,d0.0,f0"
 TOKEN_NAMES = ("cls_token", "register_tokens", "mask_token")
+
+
+def rgb_branch_input(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The Gaussian head's RGB input: ``frames [B, T, 3, H, W]`` in [0, 1] resized per frame (bilinear) to
+    ``[B, T, 3, h, w]`` = ``size``, in [0, 1]. Generation (decoded frames) and training with
+    ``--student-rgb decoded`` both go through here, so the student trains on what it will see."""
+    b, t = frames.shape[:2]
+    small = F.interpolate(frames.flatten(0, 1), size=size, mode="bilinear", align_corners=False)
+    return small.clamp(0.0, 1.0).view(b, t, 3, *size)
 
 
 class StitchedDecoder(nn.Module):

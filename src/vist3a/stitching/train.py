@@ -36,7 +36,7 @@ from torch import nn
 
 from vist3a.errors import InputError
 from vist3a.stitching.distill import TERMS, DistillTargets, DistillWeights, distillation_loss, teacher_targets
-from vist3a.stitching.stitched import StitchedDecoder
+from vist3a.stitching.stitched import StitchedDecoder, rgb_branch_input
 from vist3a.train import distributed
 from vist3a.train.checkpoint import CheckpointManager
 from vist3a.train.distributed import DistContext
@@ -222,11 +222,9 @@ def clip_inputs(
 
 def decoded_rgb(video: Any, latent: torch.Tensor, recon_size: int) -> torch.Tensor:
     """The RGB branch's input at generation: the VAE decode of raw ``latent [B, C, T', h, w]`` in [0, 1], resized
-    per frame (bilinear, as ``TextTo3DPipeline.latents_to_3d``) to ``[B, T, 3, recon_size, recon_size]``."""
+    as ``TextTo3DPipeline.latents_to_3d`` does (:func:`rgb_branch_input`) to ``[B, T, 3, recon_size, recon_size]``."""
     rgb = ((video.decode(latent).float() + 1.0) / 2.0).clamp(0.0, 1.0).transpose(1, 2)  # [B, T, 3, H, W]
-    b, t = rgb.shape[:2]
-    small = F.interpolate(rgb.flatten(0, 1), size=(recon_size, recon_size), mode="bilinear", align_corners=False)
-    return small.clamp(0.0, 1.0).view(b, t, 3, recon_size, recon_size)
+    return rgb_branch_input(rgb, (recon_size, recon_size))
 
 
 # -------------------------------------------------------------------------------------------- the step
