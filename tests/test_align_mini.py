@@ -10,7 +10,7 @@ import torch
 
 from test_align import tiny_config, tiny_models
 from vist3a.alignment.rewards import JudgeReward, WorldRelationReward, build_reward
-from vist3a.alignment.text_cache import CachedTextEncoder, write_text_cache
+from vist3a.models.text_cache import CachedTextEncoder, write_text_cache
 from vist3a.alignment.trainer import AlignTrainer, PromptItem
 from vist3a.errors import CheckpointError, InputError, MissingWeightsError
 from vist3a.world.captions import CaptionObject, StructuredCaption

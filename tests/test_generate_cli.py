@@ -106,6 +106,41 @@ def test_generate_camera_guard_flag(tiny_dir, tmp_path):
     assert not torch.allclose(off, off[:1].expand_as(off), atol=1e-3)
 
 
+def test_text_cache_generates_the_same_scene_without_the_encoder(tiny_dir, tmp_path, capsys, monkeypatch):
+    """--write-text-cache (text encoder only: no DiT, no decoder built), then --text-cache with the text
+    encoder's loading disabled: the same Gaussians and cameras as a run with the encoder."""
+    import vist3a.pipelines.loading as loading
+
+    prompts = ["a red cube", "a blue sphere"]
+    cache = tmp_path / "c" / "texts.safetensors"
+    built = []
+    real = loading._build_decoder
+    monkeypatch.setattr(loading, "_build_decoder", lambda *a, **k: built.append(1) or real(*a, **k))
+    assert main(["generate", *prompts, "--model", str(tiny_dir), "--device", "cpu", "--write-text-cache", str(cache)]) == 0
+    assert built == [] and "wrote 3 prompt embeddings" in capsys.readouterr().out  # 2 prompts + the negative
+    common = ["generate", *prompts, "--model", str(tiny_dir), "--device", "cpu", "--steps", "2", "--no-video", "--seed", "3"]
+    assert main([*common, "--out", str(tmp_path / "enc")]) == 0
+
+    def no_encoder(*a, **k):
+        raise AssertionError("the text encoder was loaded")
+
+    monkeypatch.setattr(loading, "_build_text_encoder", no_encoder)
+    assert main([*common, "--out", str(tmp_path / "cached"), "--text-cache", str(cache)]) == 0
+    for a, b in zip(_folders(tmp_path / "enc"), _folders(tmp_path / "cached"), strict=True):
+        ga, gb = load_scene(a / "scene.ply"), load_scene(b / "scene.ply")
+        assert len(ga) == len(gb) > 0 and torch.equal(ga.means, gb.means) and torch.equal(ga.opacities, gb.opacities)
+        assert torch.equal(Cameras.load_json(a / "cameras.json").c2w, Cameras.load_json(b / "cameras.json").c2w)
+        assert json.loads((b / "settings.json").read_text())["text_cache"] == str(cache.resolve())
+    # a run whose texts differ from the cache's (another template) fails before generating anything
+    capsys.readouterr()
+    code = main([*common, "--out", str(tmp_path / "bad"), "--text-cache", str(cache), "--no-template"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and "2 of the run's texts are not in --text-cache" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "bad").exists()
+    code = main([*common, "--text-cache", str(cache), "--write-text-cache", str(cache)])
+    assert code == 1 and "give one of them" in capsys.readouterr().err
+
+
 def test_default_mini_model_warns_about_vocabulary(tmp_path, capsys):
     """The default model runs end to end (tiny size) and says what it knows."""
     code = main(["generate", "a dragon on a red cube", "--out", str(tmp_path), "--device", "cpu", "--steps", "1",

@@ -209,3 +209,24 @@ def test_camera_guard_setting_reaches_the_stitched_decoder(pipe, caplog):
     torch.testing.assert_close(c2w[1:], c2w[:1].expand_as(c2w[1:]), rtol=0, atol=1e-6)
     torch.testing.assert_close(c2w[0], plain.cameras.c2w[0], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(guarded.latents, plain.latents, rtol=0, atol=0)  # generation itself is untouched
+
+
+def test_mini_pipeline_from_a_text_cache_loads_no_minilm(tmp_path, monkeypatch):
+    """load_pipeline("mini", text_cache=F): MiniLM is not built; the cache's embeddings equal MiniLM's;
+    a cache of another width is refused in one line."""
+    from vist3a.errors import CheckpointError
+    from vist3a.models.text_cache import CachedTextEncoder, write_text_cache
+    from vist3a.pipelines.loading import load_text_encoder, pipeline_settings
+
+    te = load_text_encoder("mini")
+    assert te.hidden_size == 384 and te.max_length == 64 and pipeline_settings("mini").height == 256
+    path = write_text_cache(te, ["a red cube"], tmp_path / "c.safetensors", dtype=None)
+    monkeypatch.setattr("vist3a.models.text.minilm_l6", lambda *a, **k: pytest.fail("MiniLM was loaded"))  # wan_mini's import
+    mini = load_pipeline("mini", device="cpu", text_cache=path)
+    assert isinstance(mini.video.text_encoder, CachedTextEncoder)
+    want = te.encode(["a red cube"], cache=False).embeds
+    assert torch.equal(mini.video.encode_text(["a red cube"]).embeds, want)
+    small = tiny_pipeline(seed=0).video.text_encoder  # a 1-layer BERT of another width
+    other = write_text_cache(small, ["a red cube"], tmp_path / "o.safetensors", dtype=None)
+    with pytest.raises(CheckpointError, match=f"embeddings of size {small.hidden_size}, the DiT expects 384"):
+        load_pipeline("mini", device="cpu", text_cache=other)

@@ -9,13 +9,27 @@
 #   3. `vist3a align --model mini` (DDP) for a few steps: step time and per-GPU memory against one GPU
 # Not scripted yet: `align` at the Wan-1.3B size with random weights under DDP/FSDP (benchmarks/bench_align.py times
 # one GPU only).
-# Text: 2 needs MiniLM (VIST3A_MINILM=.minilm_world, scripts/device/make_minilm_world.py), which does not fit beside
-# the tree and .whl in the 64 MiB carry, and generation needs every shipped weight: 2 waits until `generate` takes a
-# text cache (PARTS="stitch align" until then). 3 reads the
-# cache written here first: vist3a align --model mini --world 64 --write-text-cache .carry/text_cache_world64.safetensors
-# (carry .carry). PARTS picks the runs (default "stitch align"; add generate once it can run).
+# Text: MiniLM does not fit beside the tree and .whl in the 64 MiB carry, so 2 and 3 read prompt-embedding caches
+# written here on the CPU first (PREP=1, no GPU needed; then carry .carry):
+#   PREP=1 bash scripts/device/multi_gpu_call.sh   -> .carry/prompts.txt, .carry/text_cache_gen.safetensors (generate
+#   --write-text-cache) and .carry/text_cache_world64.safetensors (align --write-text-cache)
+# PARTS picks the runs (default "stitch generate align").
 # A CPU dry run (gloo, tiny step counts): ALLOW_CPU=1 NGPU=2 DEVICE=cpu STEPS=2 PARTS=stitch bash THIS
 set -uo pipefail
+if [ "${PREP:-0}" = 1 ]; then  # on the CPU, where MiniLM is: the prompts and both text caches
+  mkdir -p .carry
+  python3 - "${NPROMPTS:-16}" > .carry/prompts.txt <<'PY'
+import sys
+from vist3a.eval.text_to_3d import world_scenes
+for s in world_scenes(int(sys.argv[1]), 7919, 12413):
+    print(s.prompt)
+PY
+  python3 -m vist3a generate --prompts-file .carry/prompts.txt --model mini --device cpu \
+    --write-text-cache .carry/text_cache_gen.safetensors &&
+  python3 -m vist3a align --model mini --world 64 --device cpu --out /tmp/mgpu_prep \
+    --write-text-cache .carry/text_cache_world64.safetensors
+  exit $?
+fi
 source scripts/device/mini_setup.sh
 DEVICE=${DEVICE:-cuda}
 NG=${NGPU:-$(nvidia-smi -L 2>/dev/null | wc -l)}
@@ -34,7 +48,7 @@ timed() {  # timed NAME CMD...: run, log to $M/NAME.log, record the wall seconds
   python3 -c "print(round($(date +%s.%N) - $t, 2))" > $M/$name.s
   echo "== $name (rc $rc, $(cat $M/$name.s) s)"; tail -c 400 $M/$name.log | tr '\r' '\n' | grep -v '^\s*$' | tail -2
 }
-PARTS=${PARTS:-stitch align}
+PARTS=${PARTS:-stitch generate align}
 # 1. stitching: the same clips per step (the step sampler shards the global batch), bf16 on the GPU
 ST="-m vist3a stitch train --video wan-mini --video-weights $A/wan-mini --stitched stitched-mini --world 2000
   --world-seed 3 --frames 13 --steps ${STEPS:-100} --lora r16,a16,d0.0,f0 --lr 3e-4 --warmup 10 --ckpt-every 1000
@@ -45,17 +59,14 @@ if [[ " $PARTS " == *" stitch "* ]]; then
   python3 benchmarks/multi_gpu_compare.py stitch $R/stitch_1 $R/stitch_n --seconds $(cat $M/stitch_1.s) \
     $(cat $M/stitch_n.s) --out $M/stitch_compare.json
 fi
-# 2. sharded generation: world captions (held-out set), the default seed
+# 2. sharded generation: world captions (held-out set, PREP=1), the default seed, no text encoder
 if [[ " $PARTS " == *" generate "* ]]; then
-  python3 - "${NPROMPTS:-16}" > $R/prompts.txt <<'PY'
-import sys
-from vist3a.eval.text_to_3d import world_scenes
-for s in world_scenes(int(sys.argv[1]), 7919, 12413):
-    print(s.prompt)
-PY
-  GEN="-m vist3a generate --prompts-file $R/prompts.txt --model mini --no-video"
-  CUDA_VISIBLE_DEVICES=0 timed generate_1 python3 $GEN --device $DEVICE --out $R/gen_1
-  timed generate_n $TR $GEN --out $R/gen_n $([ "$DEVICE" = cpu ] && echo --device cpu)
+  GEN="-m vist3a generate --prompts-file .carry/prompts.txt --model mini --no-video
+    --text-cache .carry/text_cache_gen.safetensors"
+  # one CPU thread per process in both runs (torchrun's default): with another thread count the CPU's float sums
+  # differ and the sampled scenes drift apart (gloo dry run: 2 threads vs 1 changed the splat counts)
+  CUDA_VISIBLE_DEVICES=0 OMP_NUM_THREADS=1 timed generate_1 python3 $GEN --device $DEVICE --out $R/gen_1
+  OMP_NUM_THREADS=1 timed generate_n $TR $GEN --out $R/gen_n $([ "$DEVICE" = cpu ] && echo --device cpu)
   python3 benchmarks/multi_gpu_compare.py generate $R/gen_1 $R/gen_n --seconds $(cat $M/generate_1.s) \
     $(cat $M/generate_n.s) --out $M/generate_compare.json
 fi

@@ -183,19 +183,6 @@ def _flow_shift(args: argparse.Namespace, video) -> float:
     return float(video.flow_shift) if args.model == "mini" else 3.0
 
 
-def _use_text_cache(video, path: str, device) -> None:
-    """Replace the video model's text encoder by the cache file (no encoder weights needed)."""
-    from vist3a.alignment.text_cache import CachedTextEncoder
-    from vist3a.errors import CheckpointError
-
-    enc = CachedTextEncoder(path, device=device)
-    dim = video.transformer.config.text_dim
-    if enc.hidden_size != dim:
-        raise CheckpointError(f"{path}: embeddings of size {enc.hidden_size}, the DiT expects {dim}")
-    video.text_encoder = enc
-    log.info("text: %d cached prompt embeddings from %s (no text encoder loaded)", len(enc), path)
-
-
 def _cache_prompts(args: argparse.Namespace, prompts, frames: int, size: int) -> list[str]:
     """Every text the run will encode: templated rollout prompts and the SFT world captions."""
     texts = [args.template.replace("{prompt}", p.text) if args.template else p.text for p in prompts]
@@ -211,6 +198,7 @@ def _cache_prompts(args: argparse.Namespace, prompts, frames: int, size: int) ->
 def run(args: argparse.Namespace) -> int:
     from vist3a.alignment.rewards import build_reward
     from vist3a.alignment.trainer import AlignConfig, AlignTrainer, PromptItem
+    from vist3a.pipelines.loading import use_text_cache
     from vist3a.train import distributed
     from vist3a.train.logger import RunLogger
 
@@ -240,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
         reward.to(ctx.device)
     video, decoder, frames0, size0 = _load(args, ctx.device, with_text=not args.text_cache)
     if args.text_cache:
-        _use_text_cache(video, args.text_cache, ctx.device)
+        use_text_cache(video, args.text_cache, ctx.device)
     frames = args.frames or frames0
     size = args.size or size0
     if args.world is not None:
@@ -318,7 +306,7 @@ def _step_seconds(trainer) -> float | None:
 
 def _write_cache(args: argparse.Namespace, ctx, prompts) -> int:
     """``--write-text-cache FILE``: encode every text of the run with the real text encoder, write FILE."""
-    from vist3a.alignment.text_cache import write_text_cache
+    from vist3a.models.text_cache import write_text_cache
     from vist3a.train import distributed
 
     try:

@@ -5,6 +5,10 @@ Text → 3D Gaussians. Per prompt a folder ``<out>/<slug>-<hash>/`` with ``scene
 ``decoded.mp4`` (the video model's decoded frames), ``orbit.mp4`` (CUDA default), ``prompt.txt``,
 ``settings.json`` and ``timings.json``. Under ``torchrun --nproc_per_node N`` the prompts are split
 round-robin across the processes; each prompt is generated exactly once.
+
+``--write-text-cache F`` encodes the prompts (after the template) and the negative prompt with the
+model's text encoder alone and exits; ``--text-cache F`` then generates from F without loading the
+text encoder (e.g. on a machine that lacks its weights).
 """
 
 from __future__ import annotations
@@ -109,6 +113,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-video", action="store_true", help="write no videos (video.mp4, orbit.mp4, decoded.mp4)")
     p.add_argument("--device", default="auto", help="'auto' (CUDA if available), 'cpu', 'cuda', 'cuda:1', ...")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="auto", help="DiT/text encoder dtype (auto: bf16 on CUDA)")
+    p.add_argument("--text-cache", metavar="FILE",
+                   help="prompt embeddings from FILE (written by --write-text-cache) instead of the text encoder, "
+                        "which is not loaded")  # fmt: skip
+    p.add_argument("--write-text-cache", metavar="FILE",
+                   help="encode the prompts (after the template) and the negative prompt with the model's text "
+                        "encoder, write FILE, and exit without generating")  # fmt: skip
     p.add_argument(
         "--low-vram", action="store_true",
         help="text encoder and DiT offloaded to the CPU when idle, VAE tiling (less GPU memory, slower)",
@@ -170,6 +180,43 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError("--frames-per-view and --orbit-frames must be >= 0 and --fps > 0")
     if (args.preview_splats or 0) < 0 or (args.max_splats or 0) < 0:
         raise InputError("--preview-splats and --max-splats must be >= 0 (0 = no limit)")
+    if args.text_cache and args.write_text_cache:
+        raise InputError("--text-cache reads a cache, --write-text-cache writes one: give one of them")
+
+
+def _texts(args: argparse.Namespace, settings, prompts: list[str]) -> tuple[list[str], str | None]:
+    """What the text encoder sees for these prompts and flags: the templated prompts, and the negative
+    prompt (None when guidance is off)."""
+    from vist3a.pipelines.text_to_3d import apply_template
+
+    template = False if args.no_template else (args.template if args.template is not None else True)
+    tmpl = settings.template if template is True else template
+    negative = settings.negative_prompt if args.negative_prompt is None else args.negative_prompt
+    cfg = settings.guidance_scale if args.cfg is None else args.cfg
+    return [apply_template(p, tmpl) for p in dict.fromkeys(prompts)], (negative if cfg != 1.0 else None)
+
+
+def _write_text_cache(args: argparse.Namespace, prompts: list[str], device: torch.device, dtype) -> None:
+    """``--write-text-cache FILE``: the text encoder alone (no DiT, no decoder), stored in its own dtype."""
+    from vist3a.models.text_cache import write_text_cache
+    from vist3a.pipelines.loading import load_text_encoder, pipeline_settings
+
+    texts, negative = _texts(args, pipeline_settings(args.model), prompts)
+    te = load_text_encoder(args.model, device=device, dtype=dtype)
+    Path(args.write_text_cache).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    path = write_text_cache(te, texts, args.write_text_cache, negative=negative or "", dtype=None)
+    print(f"wrote {len(texts) + 1} prompt embeddings to {path}")
+
+
+def _check_text_cache(args: argparse.Namespace, pipe, prompts: list[str]) -> None:
+    """Every text the run will encode is in ``--text-cache`` (one error before any generation)."""
+    texts, negative = _texts(args, pipe.settings, prompts)
+    missing = [t for t in [*texts, *([negative] if negative is not None else [])] if not pipe.video.text_encoder.cached(t)]
+    if missing:
+        raise InputError(
+            f"{len(missing)} of the run's texts are not in --text-cache {args.text_cache} (first: {missing[0][:60]!r}); "
+            "write it with --write-text-cache and the same prompts, --template/--no-template, --negative-prompt and --cfg"
+        )
 
 
 def _or(value: int | None, default: int | None) -> int | None:
@@ -203,6 +250,15 @@ def run(args: argparse.Namespace) -> int:
     want = None if args.device == "auto" else args.device
     ctx = distributed.init(want)
     device = ctx.device if ctx.distributed or args.device == "auto" else torch.device(args.device)
+    dtype = DTYPES[args.dtype] or (torch.bfloat16 if device.type == "cuda" else None)
+    if args.write_text_cache:
+        try:
+            if ctx.is_main:
+                _write_text_cache(args, prompts, device, dtype)
+            distributed.barrier()
+        finally:
+            distributed.shutdown()
+        return 0
     vd = export_defaults(device)
     mine = distributed.shard(list(range(len(prompts))), ctx.rank, ctx.world_size)
     if args.model == "mini":
@@ -216,9 +272,10 @@ def run(args: argparse.Namespace) -> int:
                 )
     try:
         t_load = time.perf_counter()
-        dtype = DTYPES[args.dtype] or (torch.bfloat16 if device.type == "cuda" else None)
         # --low-vram loads on the CPU; parts visit the GPU only while they run
-        pipe = load_pipeline(args.model, device="cpu" if args.low_vram else device, dtype=dtype)
+        pipe = load_pipeline(args.model, device="cpu" if args.low_vram else device, dtype=dtype, text_cache=args.text_cache)
+        if args.text_cache:
+            _check_text_cache(args, pipe, prompts)
         if args.low_vram:
             pipe.enable_low_vram(device)
         if args.camera_guard is not None:
@@ -280,6 +337,7 @@ def run(args: argparse.Namespace) -> int:
                 "device": str(device),
                 "dtype": args.dtype,
                 "low_vram": bool(args.low_vram),
+                "text_cache": str(Path(args.text_cache).expanduser().resolve()) if args.text_cache else None,
                 "formats": list(formats),
                 "sh_degree": min(args.sh_degree, res.gaussians.sh_degree),
                 "gaussians": report.splats_written,

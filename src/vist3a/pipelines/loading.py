@@ -16,7 +16,8 @@ Names:
                or {"preset": "wan2.1-t2v-1.3b", "weights": DIR_OR_HF_ID, "lora": LORA_DIR},
        "text_encoder": {"kind": "preset"} | {"kind": "minilm-l6", "max_length": 64}
                | {"kind": "folder", "path": "text_encoder", "tokenizer": "tokenizer", "class": "BertModel",
-                  "max_length": 64},
+                  "max_length": 64}
+               | {"kind": "cache", "path": "prompts.safetensors"},          # fixed prompts, no encoder
        "decoder": {"path": "decoder"}                                 # decoder.json + model.safetensors
                or {"preset": "anysplat-stitched", "weights": PTH, "recon_weights": DIR_OR_HF_ID},
        "settings": {"num_frames": 13, "height": 512, ...}}
@@ -109,6 +110,7 @@ def load_pipeline(
     name_or_dir: str | os.PathLike[str] = "mini",
     device: Any = "auto",
     dtype: torch.dtype | None = None,
+    text_cache: str | os.PathLike[str] | None = None,
     **paths: Any,
 ) -> TextTo3DPipeline:
     """Build a :class:`TextTo3DPipeline` from a name or a pipeline folder.
@@ -117,6 +119,9 @@ def load_pipeline(
         name_or_dir: ``"mini"``, ``"vist3a-1.3b"``, ``"vist3a-14b"``, or a folder with ``pipeline.json``.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:0"``, ...
         dtype: dtype of the DiT and text encoder (default: bfloat16 on CUDA, float32 on CPU).
+        text_cache: a prompt-embedding cache file (:func:`vist3a.models.text_cache.write_text_cache`)
+            used instead of the text encoder, whose weights are then not loaded; only the cached
+            prompts (and negative prompt) can be generated.
         **paths: for the released pipelines, overrides of the looked-up locations: ``wan`` (diffusers
             folder or HF id), ``lora`` (PEFT folder), ``stitched`` (``anysplat_stitched.pth``),
             ``anysplat`` (AnySplat folder or HF id).
@@ -128,25 +133,71 @@ def load_pipeline(
     if dtype is None:
         dtype = torch.bfloat16 if dev.type == "cuda" else None
     name = str(name_or_dir)
+    cache = None if text_cache is None else Path(text_cache).expanduser().resolve()
     if name == "mini":
         if paths:
             raise InputError(f"the mini pipeline takes no weight paths, got {sorted(paths)}")
-        return _load_mini(dev, dtype)
+        return _load_mini(dev, dtype, cache)
     if name in OFFICIAL:
-        return _build(official_spec(name, **paths), dev, dtype, base=None, name=name)
+        return _build(official_spec(name, **paths), dev, dtype, base=None, name=name, text_cache=cache)
     folder = Path(name).expanduser()
     if folder.is_dir():
         if paths:
             raise InputError(f"a pipeline folder takes no weight paths, got {sorted(paths)}")
-        return load_pipeline_dir(folder, dev, dtype)
+        return load_pipeline_dir(folder, dev, dtype, text_cache=cache)
     raise InputError(
         f"unknown pipeline {name!r}: use one of {', '.join(NAMES)} or a folder holding {PIPELINE_JSON}"
     )
 
 
-def load_pipeline_dir(folder: str | os.PathLike[str], device: Any = "cpu", dtype: torch.dtype | None = None) -> TextTo3DPipeline:
-    """Load a folder with ``pipeline.json`` (see the module docstring)."""
-    root = Path(folder).expanduser()
+def load_text_encoder(name_or_dir: str | os.PathLike[str] = "mini", device: Any = "cpu", dtype: torch.dtype | None = None) -> nn.Module:
+    """The text encoder of a named pipeline or pipeline folder, without its DiT and decoder (for
+    writing a prompt-embedding cache, :func:`vist3a.models.text_cache.write_text_cache`)."""
+    from vist3a import registry
+    from vist3a.models.video import wan_mini
+
+    dev = _device(device)
+    spec, base = _spec_of(name_or_dir)
+    if spec is None:  # the mini set without pipeline.json: MiniLM as wan_mini sets it up (max_length 64)
+        return wan_mini(device=dev, dtype=dtype, components=("vae", "text_encoder")).text_encoder
+    te_spec = spec.get("text_encoder") or {"kind": "preset"}
+    kind = te_spec.get("kind", "preset")
+    if kind == "cache":
+        raise InputError(f"pipeline {str(name_or_dir)!r} has a prompt-embedding cache instead of a text encoder")
+    if kind != "preset":
+        return _build_text_encoder(te_spec, dev, dtype, base)
+    vs = spec["video"]
+    if "preset" not in vs:
+        raise InputError(f"pipeline {str(name_or_dir)!r}: the video model has no text encoder")
+    kw: dict[str, Any] = {"components": ("vae", "text_encoder"), "dtype": dtype}  # the VAE is always built (small)
+    if vs.get("weights") is not None:
+        kw["weights"] = _resolve(base, vs["weights"])
+    return registry.build(vs["preset"], device=dev, **kw).text_encoder
+
+
+def pipeline_settings(name_or_dir: str | os.PathLike[str] = "mini") -> GenerationSettings:
+    """The generation defaults of a named pipeline or pipeline folder, without loading any weights."""
+    spec, _ = _spec_of(name_or_dir)
+    return MINI_SETTINGS if spec is None else GenerationSettings.from_dict(spec.get("settings") or {})
+
+
+def _spec_of(name_or_dir: str | os.PathLike[str]) -> tuple[dict[str, Any] | None, Path | None]:
+    """(pipeline.json-style spec, its folder) of a name or folder; (None, None) for the mini set kept as
+    separate model folders (see :func:`_load_mini`)."""
+    name = str(name_or_dir)
+    if name == "mini":
+        assets = mini_assets()
+        return (_read_spec(assets), assets) if (assets / PIPELINE_JSON).is_file() else (None, None)
+    if name in OFFICIAL:
+        return official_spec(name), None
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        return _read_spec(folder), folder
+    raise InputError(f"unknown pipeline {name!r}: use one of {', '.join(NAMES)} or a folder holding {PIPELINE_JSON}")
+
+
+def _read_spec(root: Path) -> dict[str, Any]:
+    """``root/pipeline.json``, checked for its format and the video and decoder objects."""
     meta_path = root / PIPELINE_JSON
     if not meta_path.is_file():
         raise InputError(f"{root} is not a pipeline folder: {PIPELINE_JSON} is missing")
@@ -159,7 +210,20 @@ def load_pipeline_dir(folder: str | os.PathLike[str], device: Any = "cpu", dtype
     for key in ("video", "decoder"):
         if not isinstance(spec.get(key), dict):
             raise InputError(f"{meta_path}: missing the \"{key}\" object")
-    return _build(spec, torch.device(device), dtype, base=root, name=str(spec.get("name") or root.name))
+    return spec
+
+
+def load_pipeline_dir(
+    folder: str | os.PathLike[str],
+    device: Any = "cpu",
+    dtype: torch.dtype | None = None,
+    text_cache: str | os.PathLike[str] | None = None,
+) -> TextTo3DPipeline:
+    """Load a folder with ``pipeline.json`` (see the module docstring); ``text_cache`` as in :func:`load_pipeline`."""
+    root = Path(folder).expanduser()
+    spec = _read_spec(root)
+    name = str(spec.get("name") or root.name)
+    return _build(spec, torch.device(device), dtype, base=root, name=name, text_cache=text_cache)
 
 
 # ====================================================================== specs
@@ -214,9 +278,18 @@ def _resolve(base: Path | None, value: Any) -> str:
 
 
 # ====================================================================== building
-def _build(spec: dict[str, Any], dev: torch.device, dtype: torch.dtype | None, base: Path | None, name: str) -> TextTo3DPipeline:
+def _build(
+    spec: dict[str, Any],
+    dev: torch.device,
+    dtype: torch.dtype | None,
+    base: Path | None,
+    name: str,
+    text_cache: str | os.PathLike[str] | None = None,
+) -> TextTo3DPipeline:
     settings = GenerationSettings.from_dict(spec.get("settings") or {})
     te_spec = spec.get("text_encoder") or {"kind": "preset"}
+    if text_cache is not None:  # the cache replaces whatever encoder the spec names
+        te_spec = {"kind": "cache", "path": str(Path(text_cache).expanduser().resolve())}
     video = _build_video(spec["video"], te_spec, dev, dtype, base)
     decoder = _build_decoder(spec["decoder"], dev, base)
     return TextTo3DPipeline(video, decoder, settings, name=name)
@@ -250,7 +323,9 @@ def _build_video(vs: dict[str, Any], te_spec: dict[str, Any], dev: torch.device,
         raise InputError("pipeline.json: \"video\" needs \"path\" or \"preset\"")
     if vs.get("lora"):
         apply_dit_lora(video, _resolve(base, vs["lora"]))
-    if kind != "preset":
+    if kind == "cache":
+        use_text_cache(video, _resolve(base, te_spec.get("path", "text_cache.safetensors")), dev)
+    elif kind != "preset":
         video.text_encoder = _build_text_encoder(te_spec, dev, dtype, base)
         _check_text_dim(video)
     elif video.text_encoder is None:
@@ -261,7 +336,17 @@ def _build_video(vs: dict[str, Any], te_spec: dict[str, Any], dev: torch.device,
 def _check_text_dim(video: nn.Module) -> None:
     te, dit = video.text_encoder, video.transformer
     if te is not None and dit is not None and te.hidden_size != dit.config.text_dim:
-        raise CheckpointError(f"text encoder hidden size {te.hidden_size} != DiT text_dim {dit.config.text_dim}")
+        src = getattr(te, "source_hint", None) or "text encoder"
+        raise CheckpointError(f"{src}: embeddings of size {te.hidden_size}, the DiT expects {dit.config.text_dim}")
+
+
+def use_text_cache(video: nn.Module, path: str | os.PathLike[str], device: Any = "cpu") -> None:
+    """Replace ``video``'s text encoder by a prompt-embedding cache file (no encoder weights needed)."""
+    from vist3a.models.text_cache import CachedTextEncoder
+
+    video.text_encoder = CachedTextEncoder(path, device=device)
+    _check_text_dim(video)
+    log.info("text: %d cached prompt embeddings from %s (no text encoder loaded)", len(video.text_encoder), path)
 
 
 def _build_text_encoder(ts: dict[str, Any], dev: torch.device, dtype: Any, base: Path | None) -> nn.Module:
@@ -424,13 +509,13 @@ def save_pipeline(pipe: TextTo3DPipeline, folder: str | os.PathLike[str]) -> Pat
 
 
 # ====================================================================== mini
-def _load_mini(dev: torch.device, dtype: Any) -> TextTo3DPipeline:
+def _load_mini(dev: torch.device, dtype: Any, text_cache: Path | None = None) -> TextTo3DPipeline:
     from vist3a.models.video import wan_mini
     from vist3a.stitching.stitched import stitched_mini
 
     assets = mini_assets()
     if (assets / PIPELINE_JSON).is_file():
-        pipe = load_pipeline_dir(assets, dev, dtype)
+        pipe = load_pipeline_dir(assets, dev, dtype, text_cache=text_cache)
         pipe.name = "mini"
         return pipe
     from vist3a.mini_assets import shipped_folder
@@ -445,7 +530,11 @@ def _load_mini(dev: torch.device, dtype: Any) -> TextTo3DPipeline:
             "so the scenes are not meaningful (the pipeline itself runs end to end; see docs/mini.md)",
             ", ".join(missing), assets,
         )
-    video = wan_mini(device=dev, dtype=dtype)  # the shipped weights (random when absent)
+    if text_cache is None:
+        video = wan_mini(device=dev, dtype=dtype)  # the shipped weights (random when absent)
+    else:
+        video = wan_mini(device=dev, dtype=dtype, components=("vae", "transformer"))
+        use_text_cache(video, text_cache, dev)
     dec = stitched_mini(device=dev).merge_lora()
     return TextTo3DPipeline(video, dec, MINI_SETTINGS, name="mini")
 

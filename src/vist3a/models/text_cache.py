@@ -128,7 +128,7 @@ class CachedTextEncoder(nn.Module):
             if row is None:
                 raise MissingWeightsError(
                     f"prompt {p[:60]!r} is not in {self.path} and no text encoder is loaded: rebuild the cache "
-                    "with these prompts (`vist3a align ... --write-text-cache FILE`) or make MiniLM available"
+                    "with these prompts (`--write-text-cache FILE` of `vist3a generate` or `vist3a align`) or load the text encoder"
                 )
             rows.append(row)
         dev = torch.device(device) if device is not None else self._device
