@@ -4,6 +4,7 @@ Usage (CUDA; a few minutes at most on an H100)::
 
     python benchmarks/bench_align.py --out benchmarks/results/align.json
     python benchmarks/bench_align.py --size 512 --out benchmarks/results/align_512.json
+    torchrun --nproc_per_node 2 benchmarks/bench_align.py --out align_2gpu.json   # issue 11: per-GPU time, memory
 
 What runs per step (the official ``train_vdm.py`` recipe, METHOD.md §6.2): the Wan 1.3B DiT in bf16 with
 a PEFT LoRA (r 8, α 16, attn1/attn2 q/k/v/out), per-block gradient checkpointing; an SFT loss on one
@@ -11,7 +12,9 @@ random 13-frame clip; a rollout of ``--rollout-steps`` UniPC steps with CFG (bat
 DiT input detached, gradients at K=2 random steps + the last; the checkpointed Wan VAE decode
 (fp32); the official stitched AnySplat (random, 1.19 B; gradient checkpointing) from the raw latent
 and the decoded RGB; gsplat renders of ``--reward-views`` views at the predicted cameras; the
-3D-consistency reward; backward; clip; AdamW; EMA.
+3D-consistency reward; backward; clip; AdamW; EMA. Under torchrun each process takes one GPU and the
+LoRA gradients are averaged across them (the trainer's all-reduce, as in ``vist3a align``); the JSON
+then lists every rank's step time and peak memory.
 
 The text encoder (UMT5-XXL) is replaced by random prompt embeddings ``[1, 512, 4096]`` (it is frozen
 and its embeddings are cached in a real run). Prints a markdown table and writes JSON (+ .md).
@@ -76,7 +79,10 @@ def main(argv=None) -> int:
     if not torch.cuda.is_available():
         print("bench_align needs CUDA", file=sys.stderr)
         return 1
-    dev = torch.device("cuda")
+    from vist3a.train import distributed
+
+    ctx = distributed.init("cuda")  # one GPU per process under torchrun (LOCAL_RANK)
+    dev = ctx.device
     torch.backends.cuda.matmul.allow_tf32 = True
 
     from vist3a.alignment.rewards import build_reward
@@ -104,7 +110,7 @@ def main(argv=None) -> int:
     )  # fmt: skip
     out_dir = Path(args.out).with_suffix("")
     trainer = AlignTrainer(video, dec, build_reward("consistency"), ["a red cube on a table"], cfg, out_dir,
-                           sft_data=None if args.no_sft else RandomClips(args.frames, args.size))
+                           sft_data=None if args.no_sft else RandomClips(args.frames, args.size), dist=ctx)
     n_lora = sum(p.numel() for p in trainer.params)
 
     trainer.train_step()  # warm-up
@@ -118,8 +124,21 @@ def main(argv=None) -> int:
         _sync()
         times.append(time.perf_counter() - t)
     peak = torch.cuda.max_memory_allocated() / 2**30
+    mine = {"rank": ctx.rank, "step_s_median": sorted(times)[len(times) // 2], "peak_mem_gib": peak,
+            "device": torch.cuda.get_device_name()}
+    ranks = [mine]
+    if ctx.distributed:
+        import torch.distributed as tdist
+
+        ranks = [None] * ctx.world_size
+        tdist.all_gather_object(ranks, mine)
+    distributed.shutdown()
+    if not ctx.is_main:
+        return 0
     res = {
         "device": torch.cuda.get_device_name(),
+        "world_size": ctx.world_size,
+        "per_rank": ranks,
         "torch": torch.__version__,
         "python": platform.python_version(),
         "size": args.size,
@@ -133,17 +152,17 @@ def main(argv=None) -> int:
         "build_s": build_s,
         "step_s": times,
         "step_s_median": sorted(times)[len(times) // 2],
-        "peak_mem_gib": peak,
+        "peak_mem_gib": max(r["peak_mem_gib"] for r in ranks),
         "losses": [r.loss for r in recs],
         "rewards": [r.reward for r in recs],
         "grad_norms": [r.grad_norm for r in recs],
         "skipped": trainer.skipped,
     }
     md = (
-        "| device | video | recon | rollout steps (grad) | reward views | SFT | step s (median) | peak GiB |\n"
-        "|---|---|---|---|---|---|---|---|\n"
-        f"| {res['device']} | {args.frames}×{args.size}² | {recon_size}² | {args.rollout_steps} (3) | "
-        f"{args.reward_views} | {res['sft']} | {res['step_s_median']:.2f} | {peak:.1f} |\n"
+        "| device | GPUs | video | recon | rollout steps (grad) | reward views | SFT | step s (median) | peak GiB per GPU |\n"
+        "|---|---|---|---|---|---|---|---|---|\n"
+        f"| {res['device']} | {ctx.world_size} | {args.frames}×{args.size}² | {recon_size}² | {args.rollout_steps} (3) | "
+        f"{args.reward_views} | {res['sft']} | {res['step_s_median']:.2f} | {res['peak_mem_gib']:.1f} |\n"
     )
     print(md)
     print(json.dumps(res, indent=2))

@@ -7,13 +7,14 @@
 #      same global batch: one GPU at batch 4 against NGPU GPUs at 4/NGPU each -> loss-curve parity and scaling
 #   2. `vist3a generate --prompts-file` (NPROMPTS world captions): each prompt once, the same scenes as one GPU
 #   3. `vist3a align --model mini` (DDP) for a few steps: step time and per-GPU memory against one GPU
-# Not scripted yet: `align` at the Wan-1.3B size with random weights under DDP/FSDP (benchmarks/bench_align.py times
-# one GPU only).
+#   4. (align13b) the same trainer at the Wan-1.3B size, random weights (benchmarks/bench_align.py: Wan 1.3B DiT bf16
+#      + LoRA, the official stitched AnySplat, gsplat, the consistency reward), one GPU against torchrun: step time and
+#      peak memory per GPU
 # Text: MiniLM does not fit beside the tree and .whl in the 64 MiB carry, so 2 and 3 read prompt-embedding caches
 # written here on the CPU first (PREP=1, no GPU needed; then carry .carry):
 #   PREP=1 bash scripts/device/multi_gpu_call.sh   -> .carry/prompts.txt, .carry/text_cache_gen.safetensors (generate
 #   --write-text-cache) and .carry/text_cache_world64.safetensors (align --write-text-cache)
-# PARTS picks the runs (default "stitch generate align").
+# PARTS picks the runs (default "stitch generate align align13b").
 # A CPU dry run (gloo, tiny step counts): ALLOW_CPU=1 NGPU=2 DEVICE=cpu STEPS=2 PARTS=stitch bash THIS
 set -uo pipefail
 if [ "${PREP:-0}" = 1 ]; then  # on the CPU, where MiniLM is: the prompts and both text caches
@@ -48,7 +49,7 @@ timed() {  # timed NAME CMD...: run, log to $M/NAME.log, record the wall seconds
   python3 -c "print(round($(date +%s.%N) - $t, 2))" > $M/$name.s
   echo "== $name (rc $rc, $(cat $M/$name.s) s)"; tail -c 400 $M/$name.log | tr '\r' '\n' | grep -v '^\s*$' | tail -2
 }
-PARTS=${PARTS:-stitch generate align}
+PARTS=${PARTS:-stitch generate align align13b}
 # 1. stitching: the same clips per step (the step sampler shards the global batch), bf16 on the GPU
 ST="-m vist3a stitch train --video wan-mini --video-weights $A/wan-mini --stitched stitched-mini --world 2000
   --world-seed 3 --frames 13 --steps ${STEPS:-100} --lora r16,a16,d0.0,f0 --lr 3e-4 --warmup 10 --ckpt-every 1000
@@ -76,6 +77,11 @@ if [[ " $PARTS " == *" align "* ]]; then
     --cfg 3 3 --reward-views 2 --ckpt-every 1000 --device ${DEVICE} --text-cache .carry/text_cache_world64.safetensors"
   CUDA_VISIBLE_DEVICES=0 timed align_1 python3 $AL --out $R/align_1
   timed align_n $TR $AL --out $R/align_n
+fi
+# 4. alignment at the Wan-1.3B size (random weights): 3 timed steps after a warm-up, per rank
+if [[ " $PARTS " == *" align13b "* ]]; then
+  CUDA_VISIBLE_DEVICES=0 timed align13b_1 python3 benchmarks/bench_align.py --steps 3 --out $M/align13b_1.json
+  timed align13b_n $TR benchmarks/bench_align.py --steps 3 --out $M/align13b_n.json
 fi
 [ -n "${SMI:-}" ] && kill $SMI
 ls -la $M
