@@ -139,6 +139,8 @@ def test_text_cache_generates_the_same_scene_without_the_encoder(tiny_dir, tmp_p
     assert not (tmp_path / "bad").exists()
     code = main([*common, "--text-cache", str(cache), "--write-text-cache", str(cache)])
     assert code == 1 and "give one of them" in capsys.readouterr().err
+    code = main([*common, "--text-cache", str(tmp_path / "none.safetensors")])
+    assert code == 1 and "file not found" in capsys.readouterr().err
 
 
 def test_default_mini_model_warns_about_vocabulary(tmp_path, capsys):

@@ -182,6 +182,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError("--preview-splats and --max-splats must be >= 0 (0 = no limit)")
     if args.text_cache and args.write_text_cache:
         raise InputError("--text-cache reads a cache, --write-text-cache writes one: give one of them")
+    if args.text_cache and not Path(args.text_cache).expanduser().is_file():  # before any model loads
+        raise InputError(f"--text-cache {args.text_cache}: file not found")
 
 
 def _texts(args: argparse.Namespace, settings, prompts: list[str]) -> tuple[list[str], str | None]:
