@@ -11,6 +11,8 @@ runs the same evaluation (same captions, scene names, views, judge and consisten
   instead of their VAE decode: what a VAE decoder that kept every colour would add.
 - ``frames``: the judge on 8 evenly spaced frames of the world clip itself (first = the caption's view): the ceiling
   of the judge on these captions.
+- ``generated_frames`` (``--generated``): the judge on 8 evenly spaced frames of the DiT's own decoded video, the
+  same generation (caption, seed) as `eval text-to-3d`'s: what the scenes could score if the 3D stage lost nothing.
 
     VIST3A_MINI_ASSETS=DIR python benchmarks/t3d_ceiling.py --world 12 --out runs/ceiling --json OUT.json
 """
@@ -62,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True, help="evaluation folder of the true_latent row")
     p.add_argument("--json", type=Path, default=None, help="also write both rows here")
     p.add_argument("--true-rgb", action="store_true", help="the decoder's RGB branch sees the true frames")
+    p.add_argument("--generated", action="store_true", help="also the generated_frames row (the DiT's decoded frames)")
     p.add_argument("--device", default="cpu")
     a = p.parse_args(argv)
 
@@ -89,7 +92,15 @@ def main(argv: list[str] | None = None) -> int:
         scores = judge(rgb[pick], s.prompt, s.info)
         rows["frames"].append({k: v[0] for k, v in scores.items()})
 
-    pipe = TrueLatentPipeline(vist3a.load_pipeline("mini", device=device), samples, device, a.true_rgb)
+    mini = vist3a.load_pipeline("mini", device=device)
+    if a.generated:
+        rows["generated_frames"] = []
+        for s in scenes:
+            rgb = mini(s.prompt, seed=s.seed, progress=False).frames  # [T,3,H,W] in [0,1]
+            pick = torch.linspace(0, len(rgb) - 1, a.views).round().long()
+            scores = judge(rgb[pick], s.prompt, s.info)
+            rows["generated_frames"].append({k: v[0] for k, v in scores.items()})
+    pipe = TrueLatentPipeline(mini, samples, device, a.true_rgb)
     res = t23d.evaluate(scenes, [judge], a.out, pipe=pipe, device=device, settings={"source": f"world:{seed}",
                         "model": pipe.name}, progress=True)  # fmt: skip
     rows["true_latent_rgb" if a.true_rgb else "true_latent"] = [{k: float(r[k]) for k in r if k.startswith(("judge_", "consistency"))} for r in res.per_scene]
