@@ -85,21 +85,15 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("two world scenes share a prompt; the true-latent row needs one clip per prompt")
 
     judge = build_metric("judge", device)
-    rows: dict[str, list[dict[str, float]]] = {"frames": []}
-    for s in scenes:
-        rgb = samples[s.prompt].render().rgb
-        pick = torch.linspace(0, len(rgb) - 1, a.views).round().long()
-        scores = judge(rgb[pick], s.prompt, s.info)
-        rows["frames"].append({k: v[0] for k, v in scores.items()})
 
+    def judge_frames(rgb: torch.Tensor, s: Any) -> dict[str, float]:  # rgb [T,3,H,W] in [0,1]: a.views of them
+        pick = torch.linspace(0, len(rgb) - 1, a.views).round().long()
+        return {k: v[0] for k, v in judge(rgb[pick], s.prompt, s.info).items()}
+
+    rows: dict[str, list[dict[str, float]]] = {"frames": [judge_frames(samples[s.prompt].render().rgb, s) for s in scenes]}
     mini = vist3a.load_pipeline("mini", device=device)
     if a.generated:
-        rows["generated_frames"] = []
-        for s in scenes:
-            rgb = mini(s.prompt, seed=s.seed, progress=False).frames  # [T,3,H,W] in [0,1]
-            pick = torch.linspace(0, len(rgb) - 1, a.views).round().long()
-            scores = judge(rgb[pick], s.prompt, s.info)
-            rows["generated_frames"].append({k: v[0] for k, v in scores.items()})
+        rows["generated_frames"] = [judge_frames(mini(s.prompt, seed=s.seed, progress=False).frames, s) for s in scenes]
     pipe = TrueLatentPipeline(mini, samples, device, a.true_rgb)
     res = t23d.evaluate(scenes, [judge], a.out, pipe=pipe, device=device, settings={"source": f"world:{seed}",
                         "model": pipe.name}, progress=True)  # fmt: skip

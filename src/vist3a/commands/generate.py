@@ -186,16 +186,18 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError(f"--text-cache {args.text_cache}: file not found")
 
 
+def _template(args: argparse.Namespace) -> str | bool:
+    """The pipeline's ``template`` argument of --no-template / --template (True = the model's own)."""
+    return False if args.no_template else (args.template if args.template is not None else True)
+
+
 def _texts(args: argparse.Namespace, settings, prompts: list[str]) -> tuple[list[str], str | None]:
     """What the text encoder sees for these prompts and flags: the templated prompts, and the negative
     prompt (None when guidance is off)."""
-    from vist3a.pipelines.text_to_3d import apply_template
-
-    template = False if args.no_template else (args.template if args.template is not None else True)
-    tmpl = settings.template if template is True else template
     negative = settings.negative_prompt if args.negative_prompt is None else args.negative_prompt
     cfg = settings.guidance_scale if args.cfg is None else args.cfg
-    return [apply_template(p, tmpl) for p in dict.fromkeys(prompts)], (negative if cfg != 1.0 else None)
+    texts = [settings.full_prompt(p, _template(args)) for p in dict.fromkeys(prompts)]
+    return texts, (negative if cfg != 1.0 else None)
 
 
 def _write_text_cache(args: argparse.Namespace, prompts: list[str], device: torch.device, dtype) -> None:
@@ -284,7 +286,7 @@ def run(args: argparse.Namespace) -> int:
             pipe = pipe.with_settings(camera_guard_deg=args.camera_guard or None)  # 0 = off
         load_s = time.perf_counter() - t_load
         s = pipe.settings
-        template = False if args.no_template else (args.template if args.template is not None else True)
+        template = _template(args)
         seed = s.seed if args.seed is None else args.seed
         out_root.mkdir(parents=True, exist_ok=True)
         written = []

@@ -132,22 +132,11 @@ def load_pipeline(
     dev = _device(device)
     if dtype is None:
         dtype = torch.bfloat16 if dev.type == "cuda" else None
-    name = str(name_or_dir)
-    cache = None if text_cache is None else Path(text_cache).expanduser().resolve()
-    if name == "mini":
-        if paths:
-            raise InputError(f"the mini pipeline takes no weight paths, got {sorted(paths)}")
-        return _load_mini(dev, dtype, cache)
-    if name in OFFICIAL:
-        return _build(official_spec(name, **paths), dev, dtype, base=None, name=name, text_cache=cache)
-    folder = Path(name).expanduser()
-    if folder.is_dir():
-        if paths:
-            raise InputError(f"a pipeline folder takes no weight paths, got {sorted(paths)}")
-        return load_pipeline_dir(folder, dev, dtype, text_cache=cache)
-    raise InputError(
-        f"unknown pipeline {name!r}: use one of {', '.join(NAMES)} or a folder holding {PIPELINE_JSON}"
-    )
+    spec, base = _spec_of(name_or_dir, **paths)
+    if spec is None:
+        return _load_mini(dev, dtype, text_cache)
+    name = "mini" if str(name_or_dir) == "mini" else str(spec.get("name") or base.name)
+    return _build(spec, dev, dtype, base=base, name=name, text_cache=text_cache)
 
 
 def load_text_encoder(name_or_dir: str | os.PathLike[str] = "mini", device: Any = "cpu", dtype: torch.dtype | None = None) -> nn.Module:
@@ -181,17 +170,21 @@ def pipeline_settings(name_or_dir: str | os.PathLike[str] = "mini") -> Generatio
     return MINI_SETTINGS if spec is None else GenerationSettings.from_dict(spec.get("settings") or {})
 
 
-def _spec_of(name_or_dir: str | os.PathLike[str]) -> tuple[dict[str, Any] | None, Path | None]:
+def _spec_of(name_or_dir: str | os.PathLike[str], **paths: Any) -> tuple[dict[str, Any] | None, Path | None]:
     """(pipeline.json-style spec, its folder) of a name or folder; (None, None) for the mini set kept as
-    separate model folders (see :func:`_load_mini`)."""
+    separate model folders (see :func:`_load_mini`). ``paths``: the released pipelines' weight overrides."""
     name = str(name_or_dir)
     if name == "mini":
+        if paths:
+            raise InputError(f"the mini pipeline takes no weight paths, got {sorted(paths)}")
         assets = mini_assets()
         return (_read_spec(assets), assets) if (assets / PIPELINE_JSON).is_file() else (None, None)
     if name in OFFICIAL:
-        return official_spec(name), None
+        return official_spec(name, **paths), None
     folder = Path(name).expanduser()
     if folder.is_dir():
+        if paths:
+            raise InputError(f"a pipeline folder takes no weight paths, got {sorted(paths)}")
         return _read_spec(folder), folder
     raise InputError(f"unknown pipeline {name!r}: use one of {', '.join(NAMES)} or a folder holding {PIPELINE_JSON}")
 
@@ -509,17 +502,14 @@ def save_pipeline(pipe: TextTo3DPipeline, folder: str | os.PathLike[str]) -> Pat
 
 
 # ====================================================================== mini
-def _load_mini(dev: torch.device, dtype: Any, text_cache: Path | None = None) -> TextTo3DPipeline:
+def _load_mini(dev: torch.device, dtype: Any, text_cache: str | os.PathLike[str] | None = None) -> TextTo3DPipeline:
+    """The mini set kept as model folders (``wan-mini/``, ``anysplat-mini/``, ``stitched-mini/``; a mini set with
+    ``pipeline.json`` loads as a pipeline folder)."""
+    from vist3a.mini_assets import shipped_folder
     from vist3a.models.video import wan_mini
     from vist3a.stitching.stitched import stitched_mini
 
     assets = mini_assets()
-    if (assets / PIPELINE_JSON).is_file():
-        pipe = load_pipeline_dir(assets, dev, dtype, text_cache=text_cache)
-        pipe.name = "mini"
-        return pipe
-    from vist3a.mini_assets import shipped_folder
-
     missing = [n for n, ok in (("the wan-mini DiT", (assets / "wan-mini" / "transformer").is_dir()),
                                ("the wan-mini VAE", shipped_folder("wan-mini") is not None),
                                ("anysplat-mini", shipped_folder("anysplat-mini") is not None),

@@ -86,6 +86,11 @@ class GenerationSettings:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def full_prompt(self, prompt: str, template: str | bool | None = True) -> str:
+        """What the text encoder sees for ``prompt``: True = these settings' template, a string with
+        ``{prompt}`` = that template, False/None/"" = the prompt as it is."""
+        return apply_template(prompt, self.template if template is True else template)
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GenerationSettings:
         known = set(cls.__dataclass_fields__)
@@ -284,7 +289,6 @@ class TextTo3DPipeline:
         guidance_scale = s.guidance_scale if guidance_scale is None else float(guidance_scale)
         flow_shift = s.flow_shift if flow_shift is None else float(flow_shift)
         negative_prompt = s.negative_prompt if negative_prompt is None else negative_prompt
-        tmpl = s.template if template is True else template
         # all checks before any work: frame count 1+4k, sizes, steps
         self.video.latent_shape(1, num_frames, height, width)
         if steps < 1:
@@ -295,7 +299,7 @@ class TextTo3DPipeline:
             seeds = [int(v) for v in seed]
             if len(seeds) != len(prompts):
                 raise InputError(f"got {len(seeds)} seeds for {len(prompts)} prompts")
-        full = [apply_template(p, tmpl) for p in prompts]
+        full = [s.full_prompt(p, template) for p in prompts]
         cfg = guidance_scale != 1.0
         if prompt_embeds is not None and len(prompts) != 1:
             raise InputError("prompt_embeds work with one prompt at a time")
