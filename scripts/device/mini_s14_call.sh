@@ -15,6 +15,7 @@
 #   PHASE=1  gsplat build; align14 || world set + layer search + rgbdec
 #   PHASE=2  align14 resumed || rgbdec resumed to 600 steps; packs the aligned DiT (merged) and the stitched decoder
 #   PHASE=3  align14 resumed; packs the aligned DiT
+# RESTITCH=0 runs the alignment alone (when the session's device time is short).
 # Then on the CPU: scripts/pack_mini_candidate.py --transformer .../align14/wan_mini/transformer (or --stitched
 # .../pk) --out runs/cand/NAME; with VIST3A_MINI_ASSETS on it, `vist3a eval text-to-3d --model mini --world 12` at
 # the default and 777 generation seeds (against session 13's 55.3 / 53.1).
@@ -31,7 +32,9 @@ P=${PHASE:-1}
 OMP_NUM_THREADS=6 python3 -m vist3a align --model mini --world 192 --out $R/align14 --steps 5000 --min-steps 8 \
   --max-steps 16 --drtune-k 2 --cfg 2.5 4 --reward-views 2 --lr 1e-4 --ckpt-every 50 --device cuda \
   --text-cache .carry/text_cache.safetensors --resume --minutes $(left 40) > $R/align14.$P.log 2>&1 &
-if [ "$P" = 1 ]; then
+if [ "${RESTITCH:-1}" = 0 ]; then
+  :  # the alignment alone (a short device budget)
+elif [ "$P" = 1 ]; then
   STITCH_EXTRA="--loss-weight depth_grad=0.05 --student-rgb decoded" stitch rgbdec $A/anysplat-mini $(left 45)
 elif [ "$P" = 2 ]; then
   OMP_NUM_THREADS=6 python3 -m vist3a stitch train --video wan-mini --video-weights $A/wan-mini \
