@@ -11,7 +11,8 @@
 # One call per PHASE, back to back on one warm machine (it goes back 30 s after a call ends). Carry .whl and .carry
 # (text_cache.safetensors.gz: `vist3a align --model mini --world 192 --write-text-cache
 # .carry/text_cache.safetensors --out /tmp/x && gzip -9 .carry/text_cache.safetensors`; 2.8 MB, so tree + .whl +
-# .carry stay under the 64 MiB carry limit) in every call:
+# .carry stay under the 64 MiB carry limit) in every call. With the slimmed wheels of make_wheels.sh (2.9 MB) a cache
+# of --world 512 (7.3 MB) fits too: set WORLD=512 to match it.
 #   PHASE=1  gsplat build; align14 || world set + layer search + rgbdec
 #   PHASE=2  align14 resumed || rgbdec resumed to 600 steps; packs the aligned DiT (merged) and the stitched decoder
 #   PHASE=3  align14 resumed; packs the aligned DiT
@@ -29,7 +30,7 @@ source scripts/device/mini_recipes.sh
 build_gsplat > $R/gsplat.log 2>&1 || { echo "gsplat build failed"; tail -5 $R/gsplat.log; }
 P=${PHASE:-1}
 [ "$P" = 1 ] || [ -d $R/align14 ] || { echo "a fresh machine: PHASE=1's runs are gone; rerun PHASE=1"; exit 3; }
-OMP_NUM_THREADS=6 python3 -m vist3a align --model mini --world 192 --out $R/align14 --steps 5000 --min-steps 8 \
+OMP_NUM_THREADS=6 python3 -m vist3a align --model mini --world ${WORLD:-192} --out $R/align14 --steps 5000 --min-steps 8 \
   --max-steps 16 --drtune-k 2 --cfg 2.5 4 --reward-views 2 --lr 1e-4 --ckpt-every 50 --device cuda \
   --text-cache .carry/text_cache.safetensors --resume --minutes $(left 40) > $R/align14.$P.log 2>&1 &
 if [ "${RESTITCH:-1}" = 0 ]; then
