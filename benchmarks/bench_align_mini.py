@@ -86,9 +86,9 @@ def _floats(text: str | None, flag: str) -> list[float | None]:
 def load_video(spec: str, base: str | None, text_cache: str | None, device: torch.device):
     """The video model of one variant (wan-mini folder, or LoRA folder over ``base``)."""
     from vist3a import mini_assets
-    from vist3a.models.text_cache import CachedTextEncoder
     from vist3a.errors import InputError
     from vist3a.models.text import minilm_l6
+    from vist3a.models.text_cache import CachedTextEncoder
     from vist3a.models.video import wan_mini
     from vist3a.pipelines.loading import apply_dit_lora
 

@@ -16,16 +16,23 @@ stitch() {  # stitch NAME RECON_DIR MINUTES: world set + layer search (~60 s) + 
   local V="--video wan-mini --video-weights ${VW:-$A/wan-mini} --recon anysplat-mini --recon-weights $rw"
   python3 -m vist3a stitch search $V --dataset dl3dv:$R/world_dl3dv --spec conv3d_k5x3x3_o192_s1x2x2_p2x1x1 \
     --out $R/search_$name --clips 150 --val-clips 50 --frames 13 --batch-size 8 > $R/search_$name.log 2>&1
+  stitch_train $name $rw $mins
+}
+stitch_train() {  # stitch_train NAME RECON_DIR MINUTES: the distillation of `stitch` alone, resumed where a call left it
+  local name=$1 rw=$2 mins=$3
+  local V="--video wan-mini --video-weights ${VW:-$A/wan-mini} --recon anysplat-mini --recon-weights $rw"
   python3 -m vist3a stitch train $V --init $R/search_$name --world 20000 --world-seed 3 --frames 13 --batch 4 \
     --steps ${STITCH_STEPS:-600} --lora r16,a16,d0.0,f0 --lr 3e-4 --warmup 50 --ckpt-every 100 --minutes $mins \
-    ${STITCH_EXTRA:-} --out $R/stitch_$name > $R/stitch_$name.log 2>&1
+    ${STITCH_EXTRA:-} --out $R/stitch_$name --resume >> $R/stitch_$name.log 2>&1
 }
 claim() {  # claim NAME RECON_DIR STITCHED_DIR
   python3 benchmarks/mini_claim.py --video-weights $A/wan-mini --recon-weights $2 --stitched-weights $3 \
     --scenes 16 --alphas 0,0.1,0.3 --no-lpips --device cuda --out $R/claim16_$1.json --md $R/claim16_$1.md \
     > $R/claim16_$1.log 2>&1
 }
-ALIGN="python3 -m vist3a align --model mini --world 256 --out $R/align --steps 5000 --min-steps 8 --max-steps 16
+# ALIGN_RUN (run folder under R, default align) and ALIGN_WORLD (rollout captions, default 256; the text cache must
+# hold them) are read when this file is sourced
+ALIGN="python3 -m vist3a align --model mini --world ${ALIGN_WORLD:-256} --out $R/${ALIGN_RUN:-align} --steps 5000 --min-steps 8 --max-steps 16
   --drtune-k 2 --cfg 2.5 4 --reward-views 2 --lr 1e-4 --ckpt-every 50 --device cuda
   --text-cache .carry/text_cache.safetensors --resume"
 warm_or_phase1() {  # phases after 1 need the machine phase 1 set up (wheels installed, runs/ present)

@@ -46,10 +46,7 @@ case ${PHASE:-1} in
   ;;
 4)
   warm_or_phase1
-  V="--video wan-mini --video-weights $A/wan-mini --recon anysplat-mini --recon-weights $R/g2/weights"
-  python3 -m vist3a stitch train $V --init $R/search_g2 --world 20000 --world-seed 3 --frames 13 --batch 4 \
-    --steps ${STITCH_STEPS:-600} --lora r16,a16,d0.0,f0 --lr 3e-4 --warmup 50 --ckpt-every 100 --minutes $(left 90) \
-    $STITCH_EXTRA --out $R/stitch_g2 --resume >> $R/stitch_g2.log 2>&1
+  stitch_train g2 $R/g2/weights $(left 90)
   echo "== stitch_g2"; last $R/stitch_g2.log
   candidate p4
   ;;

@@ -48,11 +48,8 @@ case ${PHASE:-1} in
     VW=$R/vaeft/wan_mini STITCH_EXTRA="--loss-weight depth_grad=0.05 --student-rgb decoded" \
       stitch rgbdec $A/anysplat-mini $(left 45)
   else
-    OMP_NUM_THREADS=8 python3 -m vist3a stitch train --video wan-mini --video-weights $R/vaeft/wan_mini \
-      --recon anysplat-mini --recon-weights $A/anysplat-mini --init $R/search_rgbdec --world 20000 --world-seed 3 \
-      --frames 13 --batch 4 --steps 600 --lora r16,a16,d0.0,f0 --lr 3e-4 --warmup 50 --ckpt-every 100 \
-      --loss-weight depth_grad=0.05 --student-rgb decoded --minutes $(left 45) --resume --out $R/stitch_rgbdec \
-      > $R/stitch_rgbdec.4.log 2>&1
+    VW=$R/vaeft/wan_mini STITCH_EXTRA="--loss-weight depth_grad=0.05 --student-rgb decoded" OMP_NUM_THREADS=8 \
+      stitch_train rgbdec $A/anysplat-mini $(left 45)
   fi
   echo "== stitch_rgbdec"; last $(ls -t $R/stitch_rgbdec*.log | head -1)
   C=$R/cand/s13; mkdir -p $C/stitched-mini $C/wan-mini

@@ -24,25 +24,21 @@ set -uo pipefail
 source scripts/device/mini_setup.sh
 R=runs/mini; mkdir -p $R; t0=$(date +%s); B=${BUDGET:-540}
 A=src/vist3a/assets/mini
+ALIGN_RUN=align14 ALIGN_WORLD=${WORLD:-192}
 source scripts/device/mini_recipes.sh
 [ -f .carry/text_cache.safetensors.gz ] && gunzip -kf .carry/text_cache.safetensors.gz
 [ -f .carry/text_cache.safetensors ] || { echo "carry .carry (text_cache.safetensors.gz) with this call"; exit 2; }
 build_gsplat > $R/gsplat.log 2>&1 || { echo "gsplat build failed"; tail -5 $R/gsplat.log; }
 P=${PHASE:-1}
 [ "$P" = 1 ] || [ -d $R/align14 ] || { echo "a fresh machine: PHASE=1's runs are gone; rerun PHASE=1"; exit 3; }
-OMP_NUM_THREADS=6 python3 -m vist3a align --model mini --world ${WORLD:-192} --out $R/align14 --steps 5000 --min-steps 8 \
-  --max-steps 16 --drtune-k 2 --cfg 2.5 4 --reward-views 2 --lr 1e-4 --ckpt-every 50 --device cuda \
-  --text-cache .carry/text_cache.safetensors --resume --minutes $(left 40) > $R/align14.$P.log 2>&1 &
+OMP_NUM_THREADS=6 $ALIGN --minutes $(left 40) > $R/align14.$P.log 2>&1 &
+STITCH_EXTRA="--loss-weight depth_grad=0.05 --student-rgb decoded"
 if [ "${RESTITCH:-1}" = 0 ]; then
   :  # the alignment alone (a short device budget)
 elif [ "$P" = 1 ]; then
-  STITCH_EXTRA="--loss-weight depth_grad=0.05 --student-rgb decoded" stitch rgbdec $A/anysplat-mini $(left 45)
+  stitch rgbdec $A/anysplat-mini $(left 45)
 elif [ "$P" = 2 ]; then
-  OMP_NUM_THREADS=6 python3 -m vist3a stitch train --video wan-mini --video-weights $A/wan-mini \
-    --recon anysplat-mini --recon-weights $A/anysplat-mini --init $R/search_rgbdec --world 20000 --world-seed 3 \
-    --frames 13 --batch 4 --steps 600 --lora r16,a16,d0.0,f0 --lr 3e-4 --warmup 50 --ckpt-every 100 \
-    --loss-weight depth_grad=0.05 --student-rgb decoded --minutes $(left 45) --resume --out $R/stitch_rgbdec \
-    > $R/stitch_rgbdec.$P.log 2>&1
+  OMP_NUM_THREADS=6 stitch_train rgbdec $A/anysplat-mini $(left 45)
 fi
 wait
 for f in $R/align14.$P.log $(ls -t $R/stitch_rgbdec*.log 2>/dev/null | head -1); do echo "== $f"; last $f; done
