@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -27,8 +28,12 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from vist3a.mini_assets import SHARD_SIZE
+from vist3a.models.checkpoint import has_weights, iter_checkpoint, resolve_weights, save_state_dict
+
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "src" / "vist3a" / "assets" / "mini"
+MODEL_FILE = re.compile(r"model(-\d+-of-\d+)?\.safetensors(\.index\.json)?")
 
 
 def fp16_copy(src: Path, dst: Path) -> None:
@@ -37,23 +42,34 @@ def fp16_copy(src: Path, dst: Path) -> None:
 
     with safe_open(str(src), "pt") as f:
         meta = f.metadata()
-    state = load_file(str(src))
+    save_file(fp16(load_file(str(src)), src), str(dst), metadata=meta)
+
+
+def fp16(state: dict[str, torch.Tensor], src: Path) -> dict[str, torch.Tensor]:
+    """``state`` with every float32/float64 tensor cast to float16; non-finite results stop the packing."""
     state = {k: v.half() if v.is_floating_point() and v.dtype != torch.float16 else v for k, v in state.items()}
     bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
         raise SystemExit(f"{src}: non-finite values after the fp16 cast in {bad[0]} (and {len(bad) - 1} more)")
-    save_file(state, str(dst), metadata=meta)
+    return state
 
 
-def copy_part(src: Path, dst: Path, cast: bool, skip: tuple[str, ...] = ()) -> None:
-    """Copy folder ``src`` to ``dst`` (replacing it atomically), safetensors in fp16 if ``cast``, ``skip`` left out."""
+def copy_part(src: Path, dst: Path, cast: bool, skip: tuple[str, ...] = (), shard: bool = False) -> None:
+    """Copy folder ``src`` to ``dst`` (replacing it atomically), safetensors in fp16 if ``cast``, ``skip`` left out.
+
+    ``shard``: the folder's model weights (``model.safetensors`` or shards) are re-written in fp16 shards of at most
+    ``SHARD_SIZE`` (the shipped layout), whatever layout the source has.
+    """
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; package data must be world-readable
     try:
+        if shard:
+            state = {k: get() for k, get in iter_checkpoint(resolve_weights(src, allow_download=False))}
+            save_state_dict(fp16(state, src), tmp, SHARD_SIZE)
         for f in sorted(src.rglob("*")):
             rel = f.relative_to(src)
-            if f.is_dir() or rel.parts[0] in skip:
+            if f.is_dir() or rel.parts[0] in skip or (shard and MODEL_FILE.fullmatch(f.name)):
                 continue
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
             if cast and f.suffix == ".safetensors":
@@ -91,12 +107,13 @@ def main(argv: list[str] | None = None) -> int:
     }
     for name, (src, marker) in parts.items():
         src = src if src is not None else a.base / name
-        if not (src / marker).is_file():
+        if not ((src / marker).is_file() or (marker == "model.safetensors" and has_weights(src))):
             print(f"pack_mini_candidate: {src} has no {marker} (needed for {name})", file=sys.stderr)
             return 2
         if src.resolve() == (a.out / name).resolve():
             continue  # already in place (--out is the base)
-        copy_part(src, a.out / name, cast=not name.startswith("wan-mini"), skip=("checkpoints", "tb"))
+        copy_part(src, a.out / name, cast=not name.startswith("wan-mini"), skip=("checkpoints", "tb"),
+                  shard=name == "anysplat-mini")  # fmt: skip
     for f in (a.base / "wan-mini").glob("*.json"):  # video_model.json
         if not (a.out / "wan-mini" / f.name).exists():
             shutil.copy2(f, a.out / "wan-mini" / f.name)

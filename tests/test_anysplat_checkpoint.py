@@ -64,6 +64,31 @@ def test_sharded_safetensors_index(tmp_path: Path, source) -> None:
     _assert_same(registry.build("anysplat-mini", weights=tmp_path, **TINY), source)
 
 
+def test_save_pretrained_shards_and_switches_layout(tmp_path: Path, source) -> None:
+    """Shards of at most max_shard_size (the shipped layout) load back exactly; a later save in the other layout
+    leaves no file of the first behind (the loader prefers model.safetensors, so a stale one would win)."""
+    from vist3a.models.anysplat import from_pretrained
+    from vist3a.models.checkpoint import has_weights
+
+    model = registry.build("anysplat-mini", weights=source, **TINY)
+    limit = 64 * 1024
+    total = sum(v.numel() * v.element_size() for v in source.values())
+    assert total > 4 * limit  # the tiny model needs several shards at this size
+    folder = model.save_pretrained(tmp_path / "m", preset="anysplat-mini", max_shard_size=limit)
+    shards = sorted(folder.glob("model-*.safetensors"))
+    index = json.loads((folder / "model.safetensors.index.json").read_text())
+    assert len(shards) >= 4 and not (folder / "model.safetensors").exists()
+    biggest = max(v.numel() * v.element_size() for v in source.values())
+    assert all(f.stat().st_size <= max(limit, biggest) + 16 * 1024 for f in shards)  # + the safetensors header
+    assert set(index["weight_map"]) == set(source) and sorted(set(index["weight_map"].values())) == [f.name for f in shards]
+    assert index["metadata"]["total_size"] == total
+    _assert_same(from_pretrained(folder, **TINY), source)
+    model.save_pretrained(folder, preset="anysplat-mini")  # back to one file
+    assert sorted(f.name for f in folder.iterdir()) == ["model.safetensors", "vist3a_model.json"]
+    _assert_same(from_pretrained(folder, **TINY), source)
+    assert has_weights(folder) and not has_weights(tmp_path)
+
+
 def test_mismatches_are_reported_by_key(source) -> None:
     model = registry.build("anysplat-mini", **TINY)
     missing = dict(source)

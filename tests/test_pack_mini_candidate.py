@@ -68,3 +68,33 @@ def test_pack_refuses_a_folder_without_its_weights(tmp_path, capsys):
     rc = _script().main(["--out", str(tmp_path / "c"), "--base", str(base), "--anysplat", str(tmp_path / "empty")])
     assert rc == 2 and "has no model.safetensors" in capsys.readouterr().err
     assert not (tmp_path / "c" / "anysplat-mini").exists()
+
+
+def test_pack_shards_the_reconstructor_below_the_shard_size(tmp_path, monkeypatch):
+    """A device export in one fp32 file is shipped as fp16 shards of at most SHARD_SIZE (plus the header), which
+    load back to the same fp16 tensors; its other files are copied."""
+    from vist3a.models.checkpoint import iter_checkpoint, resolve_weights
+
+    mod = _script()
+    monkeypatch.setattr(mod, "SHARD_SIZE", 3000)
+    base = _base(tmp_path / "base")
+    run = tmp_path / "recon"
+    run.mkdir()
+    g = torch.Generator().manual_seed(0)
+    state = {f"layer{i}.weight": torch.randn(700, generator=g) for i in range(6)}  # 1400 B each in fp16
+    save_file(state, str(run / "model.safetensors"))
+    (run / "vist3a_model.json").write_text('{"preset": "anysplat-mini"}')
+    out = tmp_path / "cand"
+    assert mod.main(["--out", str(out), "--base", str(base), "--anysplat", str(run)]) == 0
+    folder = out / "anysplat-mini"
+    shards = sorted(folder.glob("model-*.safetensors"))
+    assert len(shards) == 3 and not (folder / "model.safetensors").exists()  # two tensors a shard
+    assert all(f.stat().st_size <= 3000 + 1024 for f in shards)
+    got = {k: get() for k, get in iter_checkpoint(resolve_weights(folder))}
+    assert set(got) == set(state)
+    assert all(got[k].dtype == torch.float16 and torch.equal(got[k], v.half()) for k, v in state.items())
+    assert (folder / "vist3a_model.json").read_text() == '{"preset": "anysplat-mini"}'
+    # a sharded source (the shipped layout) packs again, to the same shards
+    again = tmp_path / "again"
+    assert mod.main(["--out", str(again), "--base", str(base), "--anysplat", str(folder)]) == 0
+    assert [f.read_bytes() for f in sorted((again / "anysplat-mini").glob("model-*"))] == [f.read_bytes() for f in shards]

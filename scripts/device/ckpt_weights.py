@@ -17,6 +17,7 @@ import torch
 
 def export(run: Path, dst: Path) -> int:
     from vist3a.errors import InputError
+    from vist3a.mini_assets import SHARD_SIZE
     from vist3a.models.anysplat import anysplat_mini
 
     ckpts = sorted((run / "checkpoints").glob("step_*.pt"))
@@ -25,7 +26,7 @@ def export(run: Path, dst: Path) -> int:
     state = torch.load(ckpts[-1], map_location="cpu", weights_only=True)
     model = anysplat_mini(device="cpu", weights=None)
     model.load_state_dict(state["model"])
-    model.save_pretrained(dst, preset="anysplat-mini", dtype=torch.float16)
+    model.save_pretrained(dst, preset="anysplat-mini", dtype=torch.float16, max_shard_size=SHARD_SIZE)
     return int(state["step"])
 
 

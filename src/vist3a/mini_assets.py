@@ -4,7 +4,8 @@ The package carries the trained mini set (issues 9-10), fp16 safetensors:
 
 - ``wan-mini/``: the video model (``vae/`` and ``transformer/`` in diffusers format, ``video_model.json``;
   a folder with ``vae/`` alone ships the VAE stage, the DiT is then random);
-- ``anysplat-mini/``: the reconstruction network (``model.safetensors`` + ``vist3a_model.json``);
+- ``anysplat-mini/``: the reconstruction network (``vist3a_model.json`` + its weights, in shards of at most
+  :data:`SHARD_SIZE` with ``model.safetensors.index.json``);
 - ``stitched-mini/``: the stitched decoder's trained state over ``anysplat-mini`` (``stitched.safetensors``
   + ``stitched.json``: stitching layer, LoRA, tokens).
 
@@ -26,8 +27,12 @@ log = logging.getLogger(__name__)
 #: Default ``weights`` of the mini builders: the weights shipped in the package.
 SHIPPED = "shipped"
 
+#: Largest weights file of the shipped set: shards below the device's 16 MiB per-file return limit (a device run's
+#: export comes back as is) and keep every blob in git small.
+SHARD_SIZE = 15 * 2**20
+
 _FOLDERS = {"wan-mini": "wan-mini", "anysplat-mini": "anysplat-mini", "stitched-mini": "stitched-mini"}
-_MARKERS = {"wan-mini": "vae", "anysplat-mini": "model.safetensors", "stitched-mini": "stitched.json"}
+_MARKERS = {"wan-mini": "vae", "stitched-mini": "stitched.json"}  # anysplat-mini: its weights, one file or shards
 _warned: set[str] = set()
 
 
@@ -50,8 +55,11 @@ def mini_assets() -> Path:
 
 def shipped_folder(preset: str) -> Path | None:
     """The shipped folder of ``preset`` (``wan-mini``, ``anysplat-mini``, ``stitched-mini``), or None."""
+    from vist3a.models.checkpoint import has_weights
+
     folder = mini_assets() / _FOLDERS[preset]
-    return folder if (folder / _MARKERS[preset]).exists() else None
+    present = has_weights(folder) if preset == "anysplat-mini" else (folder / _MARKERS[preset]).exists()
+    return folder if present else None
 
 
 def resolve(preset: str, weights: Any, overrides: bool = False, device: Any = "cpu") -> Any:

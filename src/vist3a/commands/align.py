@@ -158,11 +158,14 @@ def _load(args: argparse.Namespace, device, with_text: bool = True):
         from vist3a.models.video import wan_mini
         from vist3a.stitching.stitched import stitched_mini
 
+        from vist3a.models.checkpoint import has_weights
+
         for flag, path, marker in (("--video-weights", args.video_weights, "transformer"),
-                                   ("--stitched", args.stitched, "stitched.json"),
-                                   ("--recon-weights", args.recon_weights, "model.safetensors")):  # fmt: skip
+                                   ("--stitched", args.stitched, "stitched.json")):  # fmt: skip
             if path is not None and not (Path(path) / marker).exists():
                 raise InputError(f"{flag} {path}: no {marker} there")
+        if args.recon_weights is not None and not has_weights(args.recon_weights):
+            raise InputError(f"--recon-weights {args.recon_weights}: no model.safetensors (or shard index) there")
         vw = args.video_weights or mini_assets.shipped_folder("wan-mini")
         if vw is None:
             log.warning("no trained wan-mini: aligning a RANDOM DiT (pass --video-weights DIR)")

@@ -385,23 +385,26 @@ class AnySplat(nn.Module):
 
     # --- files --------------------------------------------------------------------------------
     def save_pretrained(
-        self, folder: str | os.PathLike[str], preset: str = "anysplat", dtype: torch.dtype | None = None
+        self,
+        folder: str | os.PathLike[str],
+        preset: str = "anysplat",
+        dtype: torch.dtype | None = None,
+        max_shard_size: int | str | None = None,
     ) -> Path:
-        """Write ``model.safetensors`` and ``vist3a_model.json`` (preset + config) into ``folder``, atomically.
+        """Write the weights and ``vist3a_model.json`` (preset + config) into ``folder``, atomically.
 
         ``dtype``: cast floating-point tensors (e.g. ``torch.float16`` for shipped weights); loading casts back.
+        ``max_shard_size``: split ``model.safetensors`` into shards of at most this size (bytes or ``"15MB"``)
+        with a ``model.safetensors.index.json``, as the mini set ships (:data:`vist3a.mini_assets.SHARD_SIZE`).
         """
-        from safetensors.torch import save_file
-
-        from vist3a.io_utils import atomic_path, atomic_write_text
+        from vist3a.io_utils import atomic_write_text
+        from vist3a.models.checkpoint import save_state_dict
 
         out = Path(folder)
-        out.mkdir(parents=True, exist_ok=True)
         sd = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
         if dtype is not None:
             sd = {k: v.to(dtype) if v.is_floating_point() else v for k, v in sd.items()}
-        with atomic_path(out / "model.safetensors") as tmp:
-            save_file(sd, str(tmp))
+        save_state_dict(sd, out, max_shard_size)
         meta = {"preset": preset, "config": self.config.to_dict()}
         atomic_write_text(out / MODEL_JSON, json.dumps(meta, indent=1) + "\n")
         return out

@@ -223,3 +223,43 @@ def load_weights(
         log.info("skipped %d checkpoint tensors under %s", len(ignored), ", ".join(ignore_prefixes))
     log.info("loaded %d tensors from %s", len(loaded), source)
     return {"missing": missing, "unexpected": unexpected, "ignored": ignored}
+
+
+def has_weights(folder: str | os.PathLike[str]) -> bool:
+    """Whether ``folder`` holds one of the weight files :func:`resolve_weights` looks for (one file or shards)."""
+    return any((Path(folder) / name).is_file() for name in CANDIDATES)
+
+
+def save_state_dict(
+    state: Mapping[str, torch.Tensor], folder: str | os.PathLike[str], max_shard_size: int | str | None = None
+) -> list[Path]:
+    """Write ``state`` as ``model.safetensors``, or as shards + ``model.safetensors.index.json`` when it is
+    larger than ``max_shard_size`` (bytes or e.g. ``"15MB"``; the split is ``huggingface_hub``'s).
+
+    Each file is written atomically, the index after its shards; files of an earlier save in the other layout,
+    or shards no longer named, are removed last, so a save cut off midway leaves a complete set to load.
+    Returns the written files.
+    """
+    from huggingface_hub import split_torch_state_dict_into_shards
+    from safetensors.torch import save_file
+
+    from vist3a.io_utils import atomic_path, atomic_write_text
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    split = split_torch_state_dict_into_shards(dict(state), max_shard_size=max_shard_size or 2**62)
+    written = []
+    for name, keys in split.filename_to_tensors.items():
+        with atomic_path(out / name) as tmp:
+            save_file({k: state[k] for k in keys}, str(tmp))
+        written.append(out / name)
+    index = out / "model.safetensors.index.json"
+    if split.is_sharded:
+        doc = {"metadata": {"total_size": sum(t.numel() * t.element_size() for t in state.values())},
+               "weight_map": split.tensor_to_filename}  # fmt: skip
+        atomic_write_text(index, json.dumps(doc, indent=1) + "\n")
+        written.append(index)
+    stale = [f for f in out.glob("model*.safetensors") if f not in written]
+    for f in stale + ([index] if not split.is_sharded else []):
+        f.unlink(missing_ok=True)
+    return written

@@ -363,7 +363,10 @@ class ReconTask:
         return res
 
     def export(self, out: Path) -> dict[str, Any]:
-        dst = self.model.save_pretrained(out / EXPORT_DIR, preset="anysplat-mini", dtype=torch.float16)
+        from vist3a.mini_assets import SHARD_SIZE
+
+        dst = self.model.save_pretrained(out / EXPORT_DIR, preset="anysplat-mini", dtype=torch.float16,
+                                         max_shard_size=SHARD_SIZE)  # fmt: skip
         return {"folder": str(dst), "dtype": "float16", "context_views": self.ctx, "target_views": self.targets}
 
 
