@@ -37,7 +37,9 @@ def read_scores(path: Path) -> dict[str, dict[str, Any]]:
         raise SystemExit(f"{path}: cannot read ({exc.strerror})") from exc
     need = {"scene", "prompt", "judge_overall", "consistency_psnr"}
     if not rows or not need <= set(rows[0]):
-        raise SystemExit(f"{path}: not a per_scene.csv of `vist3a eval text-to-3d` (needs columns {sorted(need)})")
+        raise SystemExit(
+            f"{path}: not a per_scene.csv of `vist3a eval text-to-3d` (needs columns {sorted(need)})"
+        )
     return {r["scene"]: {"prompt": r["prompt"], "overall": float(r["judge_overall"]),
                          "consistency": float(r["consistency_psnr"] or "nan")} for r in rows}  # fmt: skip
 
@@ -52,7 +54,9 @@ def summary(diffs: list[float]) -> dict[str, Any]:
 
 
 def compare(pairs: list[tuple[Path, Path]]) -> dict[str, Any]:
-    groups: dict[str, dict[str, list[float]]] = {g: {"overall": [], "consistency": []} for g in ("all", "one", "several")}
+    groups: dict[str, dict[str, list[float]]] = {
+        g: {"overall": [], "consistency": []} for g in ("all", "one", "several")
+    }
     for base_csv, cand_csv in pairs:
         base, cand = read_scores(base_csv), read_scores(cand_csv)
         if set(base) != set(cand):
@@ -69,8 +73,15 @@ def compare(pairs: list[tuple[Path, Path]]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--pair", nargs=2, action="append", type=Path, required=True, metavar=("BASE", "CAND"),
-                   help="per_scene.csv of the baseline and of the candidate, same captions and seed (repeatable)")
+    p.add_argument(
+        "--pair",
+        nargs=2,
+        action="append",
+        type=Path,
+        required=True,
+        metavar=("BASE", "CAND"),
+        help="per_scene.csv of the baseline and of the candidate, same captions and seed (repeatable)",
+    )
     p.add_argument("--json", type=Path, help="also write the result here")
     a = p.parse_args(argv)
     res = compare([(b, c) for b, c in a.pair])
@@ -79,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{g:8s} n={o['n']:3d}  judge {o['wins']}/{o['losses']}/{o['ties']} (win/loss/tie) "
               f"{o['mean']:+.1f} ± {o['se']:.1f}   consistency {c['mean']:+.2f} ± {c['se']:.2f} dB")  # fmt: skip
     if a.json:
-        a.json.write_text(json.dumps({"pairs": [[str(b), str(c)] for b, c in a.pair], **res}, indent=1) + "\n")
+        a.json.write_text(
+            json.dumps({"pairs": [[str(b), str(c)] for b, c in a.pair], **res}, indent=1) + "\n"
+        )
     return 0
 
 
