@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from repo_scripts import load_script
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("camfit_pick", ROOT / "scripts" / "device" / "camfit_pick.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("scripts/device/camfit_pick.py")
 
 
 def _run(folder: Path, name: str, held: list[float], static: list[float], motion: str | None) -> None:

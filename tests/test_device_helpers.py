@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load(rel: str, name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / rel)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from repo_scripts import load_script
 
 
 def test_ckpt_weights_exports_the_latest_checkpoint(tmp_path):
     from vist3a.models.anysplat import anysplat_mini
 
-    m = _load("scripts/device/ckpt_weights.py", "ckpt_weights")
+    m = load_script("scripts/device/ckpt_weights.py")
     old = anysplat_mini().state_dict()
     new = {k: v + 0.01 if v.is_floating_point() else v for k, v in old.items()}  # "trained" further
     (tmp_path / "checkpoints").mkdir()
@@ -36,7 +27,7 @@ def test_ckpt_weights_exports_the_latest_checkpoint(tmp_path):
 
 
 def test_recon_camera_eval_splits_by_motion_against_the_static_camera(tmp_path):
-    m = _load("benchmarks/recon_camera_eval.py", "recon_camera_eval")
+    m = load_script("benchmarks/recon_camera_eval.py")
     out = tmp_path / "cam.json"
     assert m.main(["shipped", "--frames", "3", "--context", "2", "--size", "56", "--scenes", "3", "--out", str(out)]) == 0
     res = json.loads(out.read_text())["runs"]["shipped"]
@@ -55,7 +46,7 @@ def test_recon_camera_eval_splits_by_motion_against_the_static_camera(tmp_path):
 
 def test_vae_colour_probe_scores_a_lossless_vae_perfectly():
     """A stand-in VAE that gives the true clip back: every object's colour is read right (the palette's promise)."""
-    m = _load("benchmarks/vae_colour_probe.py", "vae_colour_probe")
+    m = load_script("benchmarks/vae_colour_probe.py")
 
     class Lossless:
         def encode(self, video, sample=False):  # [1, 3, T, H, W] in [-1, 1] → mean colour of 8x8 blocks per frame
@@ -87,7 +78,7 @@ def _rot_y(deg: float) -> torch.Tensor:
 
 def test_camera_head_fit_scores_a_static_head_as_the_static_camera():
     """A head that puts every view at view 0 errs by exactly the static camera's rotation (10°, 20°, 30° → 20°)."""
-    m = _load("benchmarks/camera_head_fit.py", "camera_head_fit")
+    m = load_script("benchmarks/camera_head_fit.py")
 
     def static_head(layers):
         b, s = layers[-1].shape[:2]
@@ -107,7 +98,7 @@ def test_camera_head_fit_learns_poses_its_tokens_carry(tmp_path):
     built once per key."""
     from vist3a.models.heads.camera_head import CameraHead
 
-    m = _load("benchmarks/camera_head_fit.py", "camera_head_fit")
+    m = load_script("benchmarks/camera_head_fit.py")
     torch.manual_seed(0)
     head = CameraHead(dim_in=32, trunk_depth=1, num_heads=2)
     tokens = torch.randn(64, 4, 32)
@@ -138,7 +129,7 @@ def test_camera_head_fit_learns_poses_its_tokens_carry(tmp_path):
 
 def test_camera_head_fit_refuses_to_save_a_stitched_head_trained_whole(tmp_path, capsys):
     """--train-all changes base weights a stitched checkpoint does not hold: refused before any work."""
-    m = _load("benchmarks/camera_head_fit.py", "camera_head_fit")
+    m = load_script("benchmarks/camera_head_fit.py")
     with pytest.raises(SystemExit) as exc:
         m.main(["--model", "stitched", "--train-all", "--save", str(tmp_path / "x")])
     assert exc.value.code == 2 and "drop --save" in capsys.readouterr().err

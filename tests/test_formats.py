@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import math
 import os
 import struct
@@ -14,6 +13,7 @@ import plyfile
 import pytest
 import torch
 
+from repo_scripts import load_script
 from vist3a.errors import FormatError, InputError
 from vist3a.gaussians.cameras import quat_to_matrix
 from vist3a.gaussians.formats import (
@@ -535,8 +535,5 @@ def test_example_scene_is_shipped_small_and_colourful() -> None:
 
 
 def test_example_scene_is_reproducible(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("make_example_scene", REPO / "scripts" / "make_example_scene.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    out = module.main(["--out", str(tmp_path / "scene.ply")])
+    out = load_script("scripts/make_example_scene.py").main(["--out", str(tmp_path / "scene.ply")])
     assert out.read_bytes() == example_scene_path().read_bytes()

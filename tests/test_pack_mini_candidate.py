@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
-ROOT = Path(__file__).resolve().parents[1]
+from repo_scripts import load_script
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("pack_mini_candidate", ROOT / "scripts" / "pack_mini_candidate.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("scripts/pack_mini_candidate.py")
 
 
 def _base(root: Path) -> Path:

@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from repo_scripts import load_script
 from test_stitch_train import TINY_RECON as STITCH_TINY_RECON  # noqa: E402
 from test_stitch_train import TINY_SPEC, TINY_VAE  # noqa: E402
 from vist3a.errors import InputError
@@ -259,14 +260,7 @@ def test_run_claim_rejects_bad_frames():
 
 def _script(name: str = "mini_claim"):
     """A benchmarks/ script loaded as a module."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"{name}_script", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(f"benchmarks/{name}.py")
 
 
 def test_script_loads_a_trained_stitched_folder(tmp_path):

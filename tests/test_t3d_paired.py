@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import math
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from repo_scripts import load_script
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("t3d_paired", ROOT / "benchmarks" / "t3d_paired.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/t3d_paired.py")
 
 
 def _csv(path: Path, rows: list[tuple[str, str, float, float]]) -> Path:
