@@ -30,9 +30,9 @@ claim() {  # claim NAME RECON_DIR STITCHED_DIR
     --scenes 16 --alphas 0,0.1,0.3 --no-lpips --device cuda --out $R/claim16_$1.json --md $R/claim16_$1.md \
     > $R/claim16_$1.log 2>&1
 }
-# ALIGN_RUN (run folder under R, default align) and ALIGN_WORLD (rollout captions, default 256; the text cache must
-# hold them) are read when this file is sourced
-ALIGN="python3 -m vist3a align --model mini --world ${ALIGN_WORLD:-256} --out $R/${ALIGN_RUN:-align} --steps 5000 --min-steps 8 --max-steps 16
+# ALIGN_RUN (run folder under R, default align), ALIGN_WORLD (rollout captions, default 256; the text cache must
+# hold them) and ALIGN_SEED (their world seed, default 0) are read when this file is sourced
+ALIGN="python3 -m vist3a align --model mini --world ${ALIGN_WORLD:-256} --world-seed ${ALIGN_SEED:-0} --out $R/${ALIGN_RUN:-align} --steps 5000 --min-steps 8 --max-steps 16
   --drtune-k 2 --cfg 2.5 4 --reward-views 2 --lr 1e-4 --ckpt-every 50 --device cuda
   --text-cache .carry/text_cache.safetensors --resume"
 warm_or_phase1() {  # phases after 1 need the machine phase 1 set up (wheels installed, runs/ present)

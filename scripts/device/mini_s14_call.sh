@@ -16,7 +16,8 @@
 #   PHASE=1  gsplat build; align14 || world set + layer search + rgbdec
 #   PHASE=2  align14 resumed || rgbdec resumed to 600 steps; packs the aligned DiT (merged) and the stitched decoder
 #   PHASE=3  align14 resumed; packs the aligned DiT
-# RESTITCH=0 runs the alignment alone (when the session's device time is short).
+# RESTITCH=0 runs the alignment alone (when the session's device time is short). WORLD_SEED sets the rollout
+# captions' world seed (the text cache must be written with the same --world-seed).
 # Then on the CPU: scripts/pack_mini_candidate.py --transformer .../align14/wan_mini/transformer (or --stitched
 # .../pk) --out runs/cand/NAME; with VIST3A_MINI_ASSETS on it, `vist3a eval text-to-3d --model mini --world 24` at
 # the default and 777 generation seeds (the shipped set: 40.1 / 43.1, session 14).
@@ -24,7 +25,7 @@ set -uo pipefail
 source scripts/device/mini_setup.sh
 R=runs/mini; mkdir -p $R; t0=$(date +%s); B=${BUDGET:-540}
 A=src/vist3a/assets/mini
-ALIGN_RUN=align14 ALIGN_WORLD=${WORLD:-192}
+ALIGN_RUN=align14 ALIGN_WORLD=${WORLD:-192} ALIGN_SEED=${WORLD_SEED:-0}
 source scripts/device/mini_recipes.sh
 [ -f .carry/text_cache.safetensors.gz ] && gunzip -kf .carry/text_cache.safetensors.gz
 [ -f .carry/text_cache.safetensors ] || { echo "carry .carry (text_cache.safetensors.gz) with this call"; exit 2; }
