@@ -25,6 +25,10 @@ def test_align_cli_errors(tmp_path, capsys):
     assert "unknown reward" in capsys.readouterr().err
     assert main([*args, "--reward", f"clip:{tmp_path / 'noclip'}"]) == 1
     assert "no clip weights" in capsys.readouterr().err
+    (tmp_path / "recon").mkdir()  # a folder without weights, in either layout (one file or shards)
+    assert main(["align", "--model", "mini", "--world", "2", "--out", str(tmp_path / "m"), "--recon-weights",
+                 str(tmp_path / "recon")]) == 1  # fmt: skip
+    assert "--recon-weights" in (err := capsys.readouterr().err) and "no model.safetensors (or shard index)" in err
 
 
 @pytest.mark.slow
