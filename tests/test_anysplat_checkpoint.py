@@ -136,3 +136,29 @@ def test_vggt_checkpoint_with_track_head_loads_without_it() -> None:
     loaded = registry.build("vggt-1b", weights=sd, intermediate_layer_idx=(0, 0, 0, 0), **kw)
     for k, v in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v), k
+
+
+def test_a_sharded_save_cut_off_midway_loads_nothing_rather_than_a_mix(tmp_path: Path, monkeypatch) -> None:
+    """Re-saving shards over shards: if the save dies after the first shard, the old index is already gone, so the
+    folder refuses to load instead of pairing a new shard with an old one."""
+    import safetensors.torch
+
+    from vist3a.models.checkpoint import save_state_dict
+
+    old = {f"w{i}": torch.full((256,), float(i)) for i in range(4)}  # 1 KiB each: two tensors a 2 KiB shard
+    save_state_dict(old, tmp_path, max_shard_size=2048)
+    assert len(list(tmp_path.glob("model-*.safetensors"))) == 2
+    real, calls = safetensors.torch.save_file, []
+
+    def dies_on_second(tensors, filename, metadata=None):
+        calls.append(filename)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        real(tensors, filename, metadata=metadata)
+
+    monkeypatch.setattr(safetensors.torch, "save_file", dies_on_second)
+    with pytest.raises(OSError, match="disk full"):
+        save_state_dict({k: v + 10 for k, v in old.items()}, tmp_path, max_shard_size=2048)
+    assert not (tmp_path / "model.safetensors.index.json").exists()
+    with pytest.raises(MissingWeightsError, match="no weights file"):
+        resolve_weights(tmp_path)

@@ -155,10 +155,9 @@ def _load(args: argparse.Namespace, device, with_text: bool = True):
         raise InputError("--video-weights / --stitched / --recon-weights go with --model mini")
     if args.model == "mini":
         from vist3a import mini_assets
+        from vist3a.models.checkpoint import has_weights
         from vist3a.models.video import wan_mini
         from vist3a.stitching.stitched import stitched_mini
-
-        from vist3a.models.checkpoint import has_weights
 
         for flag, path, marker in (("--video-weights", args.video_weights, "transformer"),
                                    ("--stitched", args.stitched, "stitched.json")):  # fmt: skip

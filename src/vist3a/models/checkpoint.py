@@ -236,8 +236,9 @@ def save_state_dict(
     """Write ``state`` as ``model.safetensors``, or as shards + ``model.safetensors.index.json`` when it is
     larger than ``max_shard_size`` (bytes or e.g. ``"15MB"``; the split is ``huggingface_hub``'s).
 
-    Each file is written atomically, the index after its shards; files of an earlier save in the other layout,
-    or shards no longer named, are removed last, so a save cut off midway leaves a complete set to load.
+    Each file is written atomically. A sharded save removes the old index first and writes the new one after its
+    shards, and files of an earlier save in the other layout (or shards no longer named) are removed last: a save
+    cut off midway leaves the earlier one-file weights or no index, never shards of two saves under one index.
     Returns the written files.
     """
     from huggingface_hub import split_torch_state_dict_into_shards
@@ -248,12 +249,14 @@ def save_state_dict(
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     split = split_torch_state_dict_into_shards(dict(state), max_shard_size=max_shard_size or 2**62)
+    index = out / "model.safetensors.index.json"
+    if split.is_sharded:
+        index.unlink(missing_ok=True)  # the shards below may overwrite those it names
     written = []
     for name, keys in split.filename_to_tensors.items():
         with atomic_path(out / name) as tmp:
             save_file({k: state[k] for k in keys}, str(tmp))
         written.append(out / name)
-    index = out / "model.safetensors.index.json"
     if split.is_sharded:
         doc = {"metadata": {"total_size": sum(t.numel() * t.element_size() for t in state.values())},
                "weight_map": split.tensor_to_filename}  # fmt: skip
