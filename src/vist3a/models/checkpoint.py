@@ -258,8 +258,7 @@ def save_state_dict(
             save_file({k: state[k] for k in keys}, str(tmp))
         written.append(out / name)
     if split.is_sharded:
-        doc = {"metadata": {"total_size": sum(t.numel() * t.element_size() for t in state.values())},
-               "weight_map": split.tensor_to_filename}  # fmt: skip
+        doc = {"metadata": split.metadata, "weight_map": split.tensor_to_filename}  # metadata: total_size
         atomic_write_text(index, json.dumps(doc, indent=1) + "\n")
         written.append(index)
     stale = [f for f in out.glob("model*.safetensors") if f not in written]

