@@ -9,6 +9,9 @@ runs the same evaluation (same captions, scene names, views, judge and consisten
   (one that returned the true clip's latent) would score: the ceiling of the VAE + stitched decoder + judge.
 - ``true_latent_rgb`` (``--true-rgb``): the same, with the stitched decoder's RGB branch given the true frames
   instead of their VAE decode: what a VAE decoder that kept every colour would add.
+- ``teacher`` (``--teacher``): the clip's true frames through anysplat-mini itself (the stitched decoder's
+  teacher, pixels in, no VAE and no stitch): what the reconstruction network can give these scenes at all. Against
+  ``true_latent`` it splits the 3D stage's loss between the reconstruction network and the stitch.
 - ``frames``: the judge on 8 evenly spaced frames of the world clip itself (first = the caption's view): the ceiling
   of the judge on these captions.
 - ``generated_frames`` (``--generated``): the judge on 8 evenly spaced frames of the DiT's own decoded video, the
@@ -29,9 +32,11 @@ class TrueLatentPipeline:
     """Stands in for the mini pipeline in `vist3a.eval.text_to_3d.evaluate`: a prompt of the world set gives the
     3D scene of its own clip's VAE latent (no text encoder, no DiT)."""
 
-    def __init__(self, pipe: Any, samples: dict[str, Any], device: Any, true_rgb: bool = False) -> None:
-        self.pipe, self.samples, self.device, self.true_rgb = pipe, samples, device, true_rgb
-        self.settings, self.name = pipe.settings, "mini:true-latent"
+    def __init__(self, pipe: Any, samples: dict[str, Any], device: Any, true_rgb: bool = False, teacher: Any = None,
+                 teacher_views: int = 13) -> None:  # fmt: skip
+        self.pipe, self.samples, self.device, self.true_rgb, self.teacher = pipe, samples, device, true_rgb, teacher
+        self.teacher_views = teacher_views
+        self.settings, self.name = pipe.settings, "mini:teacher" if teacher is not None else "mini:true-latent"
 
     def __call__(self, prompt: str, seed: int = 0, progress: bool = False, **_: Any) -> Any:
         import torch
@@ -41,6 +46,17 @@ class TrueLatentPipeline:
         clip = self.samples[prompt].render(self.device).rgb  # [T,3,H,W] in [0,1]
         video = (clip.permute(1, 0, 2, 3)[None] * 2 - 1).to(self.device)  # [1,3,T,H,W] in [-1,1]
         timings: dict[str, float] = {}
+        if self.teacher is not None:  # pixels straight into the reconstruction network
+            from vist3a.stitching.stitched import rgb_branch_input
+
+            size = self.teacher.config.image_size
+            clip = clip[torch.linspace(0, len(clip) - 1, self.teacher_views).round().long()]
+            with torch.no_grad():
+                rec = self.teacher.reconstruct(rgb_branch_input(clip[None].to(self.device), (size, size)),
+                                               camera_guard_deg=self.pipe.settings.camera_guard_deg)  # fmt: skip
+            return TextTo3DResult(prompt=prompt, full_prompt=prompt, gaussians=rec.gaussians[0], cameras=rec.cameras[0],
+                                  frames=clip.cpu(), latents=torch.zeros(0), depth=rec.depth[0].cpu(), seed=seed,
+                                  timings=timings, camera_guarded=bool(rec.guarded and rec.guarded[0]))  # fmt: skip
         with torch.no_grad():
             raw = self.pipe.video.encode(video, sample=False)
             frames, rec = self.pipe.latents_to_3d(raw, timings)
@@ -64,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True, help="evaluation folder of the true_latent row")
     p.add_argument("--json", type=Path, default=None, help="also write both rows here")
     p.add_argument("--true-rgb", action="store_true", help="the decoder's RGB branch sees the true frames")
+    p.add_argument("--teacher", action="store_true", help="the teacher row instead: true frames through anysplat-mini")
+    p.add_argument("--teacher-weights", default="shipped", help="anysplat-mini weights of the teacher row")
+    p.add_argument("--teacher-views", type=int, default=13, help="evenly spaced clip frames the teacher row sees")
     p.add_argument("--generated", action="store_true", help="also the generated_frames row (the DiT's decoded frames)")
     p.add_argument("--device", default="cpu")
     a = p.parse_args(argv)
@@ -94,10 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     mini = vist3a.load_pipeline("mini", device=device)
     if a.generated:
         rows["generated_frames"] = [judge_frames(mini(s.prompt, seed=s.seed, progress=False).frames, s) for s in scenes]
-    pipe = TrueLatentPipeline(mini, samples, device, a.true_rgb)
+    teacher = vist3a.registry.build("anysplat-mini", weights=a.teacher_weights, device=device).eval() if a.teacher else None
+    pipe = TrueLatentPipeline(mini, samples, device, a.true_rgb, teacher, a.teacher_views)
     res = t23d.evaluate(scenes, [judge], a.out, pipe=pipe, device=device, settings={"source": f"world:{seed}",
                         "model": pipe.name}, progress=True)  # fmt: skip
-    rows["true_latent_rgb" if a.true_rgb else "true_latent"] = [{k: float(r[k]) for k in r if k.startswith(("judge_", "consistency"))} for r in res.per_scene]
+    rows["teacher" if a.teacher else "true_latent_rgb" if a.true_rgb else "true_latent"] = [{k: float(r[k]) for k in r if k.startswith(("judge_", "consistency"))} for r in res.per_scene]
 
     def mean(rs: list[dict[str, float]], k: str) -> float:
         vals = [r[k] for r in rs if k in r and r[k] == r[k]]

@@ -197,3 +197,66 @@ def test_render_every_renders_only_on_its_steps(tmp_path, monkeypatch):
     for bad in ("0", "-2", "1.5", "x"):
         with pytest.raises(InputError, match="render_every"):
             task(tmp_path / bad, render_every=bad)
+
+
+def test_saturated_pixels_are_the_judges_object_pixels():
+    """Palette colours (even their shaded sides) are object pixels; grey, beige floor, white sky and black are not."""
+    from vist3a.train.mini_recon import saturated
+    from vist3a.world.judge import Judge
+
+    px = torch.tensor([[1.0, 0.1, 0.1], [0.3, 0.03, 0.03], [0.5, 0.5, 0.5], [0.8, 0.75, 0.65], [1.0, 1.0, 1.0],
+                       [0.0, 0.0, 0.0], [0.02, 0.0, 0.0], [0.18, 0.36, 0.9]])  # fmt: skip
+    img = px.T[:, None, :]  # [3, 1, 8]
+    got = saturated(img)[0, 0].tolist()
+    assert got == [True, True, False, False, False, False, False, True]
+    # the same pixels as the judge's segmentation keeps them (any palette hue within its tolerance)
+    j = Judge()
+    big = img.repeat_interleave(8, 1).repeat_interleave(8, 2)[None]  # [1, 3, 8, 64]: 8x8 blocks beat the opening
+    seg = torch.from_numpy(j.segment(big).any(1))[0, 4, 4::8]
+    assert seg.tolist() == got
+
+
+def test_object_weight_is_a_weighted_mean_of_the_rendering_error(tmp_path):
+    """Known answer: an error of 1 on the object pixels only, object weight w, object fraction f →
+    L1 = w·f / (w·f + 1 − f)."""
+    t = task(tmp_path, object_weight=4.0)
+    gt = torch.full((1, 1, 3, 4, 5), 0.5)
+    gt[..., :, :2, :] = torch.tensor([0.9, 0.1, 0.1])[:, None, None]  # 10 of 20 pixels red
+    rgb = gt.clone()
+    rgb[..., :, :2, :] -= 0.05
+    l1, mse = t._photometric(rgb, gt)
+    f, w = 10 / 20, 4.0
+    assert float(l1) == pytest.approx(0.05 * w * f / (w * f + 1 - f), rel=1e-5)
+    assert float(mse) == pytest.approx(0.05**2 * w * f / (w * f + 1 - f), rel=1e-4)
+    plain = task(tmp_path / "p")._photometric(rgb, gt)[0]
+    assert float(plain) == pytest.approx(0.05 * f, rel=1e-5)
+    with pytest.raises(InputError, match="object_weight"):
+        task(tmp_path / "z", object_weight=0.0)
+
+
+def test_self_consistency_term_renders_at_the_networks_own_cameras(tmp_path, monkeypatch):
+    """w_self: the network's own Gaussians rendered at its own context cameras against the context frames; unlike
+    the GT-camera loss it reaches the camera head, and with every other weight 0 it is the whole total."""
+    from vist3a.train import mini_recon
+
+    t = task(tmp_path, w_render=0.0, w_mse=0.0, w_depth=0.0, w_camera=0.0, w_self=1.0)
+    seen = []
+    real = mini_recon.render
+
+    def spy(g, cams, **k):
+        seen.append(cams.c2w.detach().clone())
+        return real(g, cams, **k)
+
+    monkeypatch.setattr(mini_recon, "render", spy)
+    t.model.zero_grad(set_to_none=True)
+    terms = t.loss([0], 0, torch.autocast("cpu", enabled=False))
+    own = seen[-1]  # the self term's render: the network's own context cameras
+    clip = t._clips(t.train_set, [0])
+    with torch.no_grad():
+        pred = t.model(clip["images"][:, t.ctx], voxelize=False, gaussians=False).c2w[0]
+    torch.testing.assert_close(own, pred.float(), atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(own[1], clip["c2w"][0, t.ctx[1]], atol=1e-3)  # not the ground truth
+    assert float(terms["self"]) > 0
+    torch.testing.assert_close(terms["total"], terms["self"])
+    terms["total"].backward()
+    assert sum(p.grad.abs().sum() for p in t.model.encoder.camera_head.parameters() if p.grad is not None) > 0
