@@ -333,3 +333,48 @@ def test_student_rgb_decoded_feeds_the_vae_decode_of_its_latent(tmp_path, monkey
                 assert torch.equal(images, frames)
     with pytest.raises(InputError, match="--student-rgb must be one of frames, decoded"):
         _cfg(tmp_path / "bad", student_rgb="latent").check()
+
+
+def test_init_stitched_continues_a_trained_decoder_over_a_new_base(tmp_path, capsys):
+    """`stitch train --recon R --recon-weights NEW --init-stitched DIR`: the student carries DIR's layer, spec, LoRA
+    and trained state exactly, over NEW's weights; the teacher is NEW itself (no LoRA)."""
+    from vist3a.cli import build_parser, main
+    from vist3a.commands.stitch import build_training_models
+    from vist3a.models.anysplat import anysplat_mini
+
+    dec, _, _ = _tiny(seed=1)
+    with torch.no_grad():  # a "trained" state: LoRA B no longer zero
+        for p in dec.parameters():
+            if p.requires_grad:
+                p.add_(0.01 * torch.randn_like(p))
+    init = export.save_trained(dec, tmp_path / "init", {"recon": "anysplat-mini"})
+    torch.manual_seed(5)
+    new = anysplat_mini(**TINY_RECON)
+    new.save_pretrained(tmp_path / "new", preset="anysplat-mini")
+    argv = ["stitch", "train", "--video", "wan-mini", "--recon", "anysplat-mini", *_tiny_sets(), "--recon-weights",
+            str(tmp_path / "new"), "--init-stitched", str(init), "--world", "1", "--steps", "1", "--out",
+            str(tmp_path / "run"), "--resolution", "64", "--device", "cpu"]  # fmt: skip
+    student, teacher, _, meta = build_training_models(build_parser().parse_args(argv), torch.device("cpu"), 5)
+    assert (student.layer, student.spec, student.lora) == (dec.layer, dec.spec, dec.lora)
+    got, want = student.trainable_state_dict(), dec.trainable_state_dict()
+    assert got.keys() == want.keys()
+    for k in want:
+        torch.testing.assert_close(got[k], want[k], rtol=0, atol=0)
+    key = "encoder.aggregator.frame_blocks.0.attn.qkv.weight"
+    ref = new.state_dict()[key]
+    torch.testing.assert_close(teacher.state_dict()[key], ref, rtol=0, atol=0)
+    torch.testing.assert_close(student.recon.encoder.aggregator.frame_blocks[0].attn.qkv.base_layer.weight, ref,
+                               rtol=0, atol=0)  # fmt: skip
+    assert not any("lora_" in n for n, _ in teacher.named_parameters())
+    assert meta["init_stitched"] == str(init)
+    assert main([*argv, "--frames", "5", "--workers", "0", "--warmup", "1"]) == 0, capsys.readouterr().err
+    assert "trained 1 steps" in capsys.readouterr().out
+    doc = json.loads((tmp_path / "run" / "stitched.json").read_text())
+    assert doc["init_stitched"] == str(init) and doc["decoder"]["lora"]["rank"] == 2
+    # one-line refusals: with a layer-search init too, and from a folder that is no stitched decoder
+    argv[argv.index("--out") + 1] = str(tmp_path / "run2")
+    assert main([*argv, "--init", str(init)]) == 1
+    assert "--init-stitched brings its own layer" in capsys.readouterr().err
+    bad = [*argv[: argv.index("--init-stitched") + 1], str(tmp_path / "new"), *argv[argv.index("--init-stitched") + 2:]]
+    assert main(bad) == 1
+    assert "not a trained stitched decoder" in capsys.readouterr().err

@@ -414,6 +414,12 @@ def _register_train(steps: argparse._SubParsersAction) -> None:
         help="override a reconstruction-network config number (repeatable; e.g. embed_dim=48 for tests)",
     )  # fmt: skip
     p.add_argument("--init", type=Path, help="layer-search output: a folder (its best layer) or an init file")
+    p.add_argument(
+        "--init-stitched", type=Path, metavar="DIR",
+        help="with --recon: start from a trained stitched decoder (stitched.safetensors + stitched.json: its layer, "
+        "spec, LoRA and trained state) over the --recon-weights network, which is also the teacher; to follow a "
+        "reconstruction network that was trained further without distilling from scratch",
+    )  # fmt: skip
     p.add_argument("--layer", help="stitch point enc_blocks_k (default: from --init)")
     p.add_argument("--spec", help="stitching layer spec (default: from --init)")
     data = p.add_mutually_exclusive_group(required=True)
@@ -546,6 +552,8 @@ def build_training_models(args: argparse.Namespace, device: torch.device, frames
         "recon_weights": args.recon_weights, "recon_overrides": sets,
     }  # fmt: skip
     tf = int(getattr(video, "temporal_ratio", 4))
+    if args.init_stitched:
+        return _warm_start(args, video, device, frames, sets, meta)
     if args.stitched:
         kw: dict[str, Any] = dict(sets)
         if args.recon_weights:
@@ -592,6 +600,39 @@ def build_training_models(args: argparse.Namespace, device: torch.device, frames
     teacher = make_teacher(student)
     meta["resolution"] = size
     return student, teacher, video, meta
+
+
+def _warm_start(args: argparse.Namespace, video: Any, device: torch.device, frames: int, sets: dict[str, Any],
+                meta: dict[str, Any]) -> tuple[Any, Any, Any, dict]:  # fmt: skip
+    """``--init-stitched``: the trained decoder's layer, spec, LoRA and state over the ``--recon`` network."""
+    import copy
+
+    from vist3a import registry
+    from vist3a.stitching import export
+
+    if args.stitched or args.init or args.layer or args.spec:
+        raise InputError("--init-stitched brings its own layer, spec and stitching layer: drop --stitched/--init/--layer/--spec")
+    doc = export.read_config(args.init_stitched)
+    lora = doc["decoder"].get("lora") or {}
+    if lora:
+        log.info("--init-stitched: its LoRA (rank %s, alpha %s) is continued; --lora is not used", lora.get("rank"),
+                 lora.get("alpha"))  # fmt: skip
+    kw = dict(sets)
+    if args.recon_weights:
+        kw["weights"] = args.recon_weights
+    recon = registry.build(args.recon, device=device, **kw)
+    teacher = copy.deepcopy(recon).eval().requires_grad_(False)  # the base before the init's LoRA wraps it
+    student = export.load_trained(args.init_stitched, device, recon=recon)
+    recon_size = student.image_size
+    if args.recon_resolution and args.recon_resolution != recon_size:
+        raise InputError(f"--recon-resolution {args.recon_resolution}: {args.init_stitched} was trained at {recon_size}")
+    size = args.resolution or (recon_size // student.recon.config.patch_size) * 16
+    latent = tuple(int(v) for v in video.latent_shape(1, frames, size, size)[1:])
+    if latent[0] != student.latent_grid[0] or latent[2:] != tuple(student.latent_grid[2:]):
+        raise InputError(f"{args.init_stitched} expects latents {list(student.latent_grid)}, the video gives {list(latent)}")
+    meta["resolution"] = size
+    meta["init_stitched"] = str(args.init_stitched)
+    return student.train(), teacher, video, meta
 
 
 def _load_conv(student: Any, state: dict[str, torch.Tensor]) -> None:
