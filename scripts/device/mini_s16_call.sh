@@ -13,6 +13,11 @@
 #            (24 captions) of shipped, obj and objself on the GPU, paired against shipped; packed
 #   PHASE=2  PICK=obj|objself: world set + layer search + LoRA self-distillation on PICK (STITCH_STEPS, default 450,
 #            so that it finishes in the call); the candidate set (anysplat-mini + stitched-mini) packed
+# What ran (docs/mini.md, session 16): PHASE=1 BUDGET=500 on an H100. The 560 s call limit counts the machine's start
+# and the wheels too, so the ceilings after training did not fit (the call timed out with nothing under $OUT; the
+# weights were packed by a second, short call and the ceilings run on the CPU). obj then ran alone to its 600 steps
+# (`--resume`, 2.18 step/s); objself stopped at 116 steps (its own-camera renders cost 2 s a step beside obj).
+# The next session's plan is scripts/device/mini_s17_call.sh.
 # Then on the CPU: scripts/pack_mini_candidate.py / VIST3A_MINI_ASSETS on the candidate, `vist3a eval text-to-3d
 # --model mini --world 24` at the default and 777 generation seeds, paired with benchmarks/t3d_paired.py.
 set -uo pipefail

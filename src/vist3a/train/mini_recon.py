@@ -51,7 +51,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from vist3a.errors import FormatError, InputError
 from vist3a.eval.consistency import frame_indices
@@ -278,7 +277,7 @@ class ReconTask:
         self.targets = [v for v in range(config.frames) if v not in self.ctx] or list(range(config.frames))
         self.w = {k: float(ex[f"w_{k}"]) for k in ("render", "mse", "depth", "camera", "self")}
         self.object_weight = float(ex["object_weight"])
-        if not self.object_weight > 0 or self.w["self"] < 0:
+        if not (self.object_weight > 0 and self.w["self"] >= 0):  # NaN fails too
             raise InputError(f"object_weight must be > 0 and w_self >= 0, got {ex['object_weight']!r}, {ex['w_self']!r}")
         self.depth_loss, self.render_cameras = str(ex["depth_loss"]), str(ex["render_cameras"])
         if self.depth_loss not in ("log", "l1"):
