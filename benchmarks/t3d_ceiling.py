@@ -18,6 +18,7 @@ runs the same evaluation (same captions, scene names, views, judge and consisten
   same generation (caption, seed) as `eval text-to-3d`'s: what the scenes could score if the 3D stage lost nothing.
 
     VIST3A_MINI_ASSETS=DIR python benchmarks/t3d_ceiling.py --world 12 --out runs/ceiling --json OUT.json
+    python benchmarks/t3d_ceiling.py --world 24 --teacher --teacher-weights DIR --out runs/teacher --json OUT.json
 """
 
 from __future__ import annotations
@@ -86,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--generated", action="store_true", help="also the generated_frames row (the DiT's decoded frames)")
     p.add_argument("--device", default="cpu")
     a = p.parse_args(argv)
+    if a.teacher and a.true_rgb:
+        p.error("--teacher and --true-rgb are two different rows: run them one at a time")
 
     import torch
 
