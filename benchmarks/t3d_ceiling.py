@@ -45,7 +45,6 @@ class TrueLatentPipeline:
         from vist3a.pipelines.text_to_3d import TextTo3DResult
 
         clip = self.samples[prompt].render(self.device).rgb  # [T,3,H,W] in [0,1]
-        video = (clip.permute(1, 0, 2, 3)[None] * 2 - 1).to(self.device)  # [1,3,T,H,W] in [-1,1]
         timings: dict[str, float] = {}
         if self.teacher is not None:  # pixels straight into the reconstruction network
             from vist3a.stitching.stitched import rgb_branch_input
@@ -58,6 +57,7 @@ class TrueLatentPipeline:
             return TextTo3DResult(prompt=prompt, full_prompt=prompt, gaussians=rec.gaussians[0], cameras=rec.cameras[0],
                                   frames=clip.cpu(), latents=torch.zeros(0), depth=rec.depth[0].cpu(), seed=seed,
                                   timings=timings, camera_guarded=bool(rec.guarded and rec.guarded[0]))  # fmt: skip
+        video = (clip.permute(1, 0, 2, 3)[None] * 2 - 1).to(self.device)  # [1,3,T,H,W] in [-1,1]
         with torch.no_grad():
             raw = self.pipe.video.encode(video, sample=False)
             frames, rec = self.pipe.latents_to_3d(raw, timings)

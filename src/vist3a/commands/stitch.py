@@ -569,11 +569,7 @@ def build_training_models(args: argparse.Namespace, device: torch.device, frames
         if args.init:
             state, _, _ = resolve_init(args.init, args.layer or student.layer)
             _load_conv(student, state)
-        recon_size = args.recon_resolution or student.image_size
-        size = args.resolution or (recon_size // student.recon.config.patch_size) * 16
-        latent = tuple(int(v) for v in video.latent_shape(1, frames, size, size)[1:])
-        if latent[2:] != tuple(student.latent_grid[2:]) or latent[0] != student.latent_grid[0]:
-            raise InputError(f"--stitched {args.stitched} expects latents {student.latent_grid}, the video gives {latent}")
+        size = _video_size(args, student, video, frames, f"--stitched {args.stitched}")
     else:
         if args.init is None:
             raise InputError("--recon needs --init (the layer-search output) to initialise the stitching layer")
@@ -623,16 +619,22 @@ def _warm_start(args: argparse.Namespace, video: Any, device: torch.device, fram
     recon = registry.build(args.recon, device=device, **kw)
     teacher = copy.deepcopy(recon).eval().requires_grad_(False)  # the base before the init's LoRA wraps it
     student = export.load_trained(args.init_stitched, device, recon=recon)
-    recon_size = student.image_size
-    if args.recon_resolution and args.recon_resolution != recon_size:
-        raise InputError(f"--recon-resolution {args.recon_resolution}: {args.init_stitched} was trained at {recon_size}")
+    if args.recon_resolution and args.recon_resolution != student.image_size:
+        raise InputError(f"--recon-resolution {args.recon_resolution}: {args.init_stitched} was trained at {student.image_size}")
+    meta["resolution"] = _video_size(args, student, video, frames, str(args.init_stitched))
+    meta["init_stitched"] = str(args.init_stitched)
+    return student.train(), teacher, video, meta
+
+
+def _video_size(args: argparse.Namespace, student: Any, video: Any, frames: int, what: str) -> int:
+    """The VAE input side for a decoder built beforehand (``--resolution`` or 16 per recon token), checked against the
+    latent grid the decoder was built for."""
+    recon_size = args.recon_resolution or student.image_size
     size = args.resolution or (recon_size // student.recon.config.patch_size) * 16
     latent = tuple(int(v) for v in video.latent_shape(1, frames, size, size)[1:])
     if latent[0] != student.latent_grid[0] or latent[2:] != tuple(student.latent_grid[2:]):
-        raise InputError(f"{args.init_stitched} expects latents {list(student.latent_grid)}, the video gives {list(latent)}")
-    meta["resolution"] = size
-    meta["init_stitched"] = str(args.init_stitched)
-    return student.train(), teacher, video, meta
+        raise InputError(f"{what} expects latents {list(student.latent_grid)}, the video gives {list(latent)}")
+    return size
 
 
 def _load_conv(student: Any, state: dict[str, torch.Tensor]) -> None:

@@ -62,6 +62,7 @@ from vist3a.models.geometry import se3_inverse, unproject_depth
 from vist3a.models.pose_encoding import extri_intri_to_pose_encoding, quat_xyzw_to_matrix
 from vist3a.train.mini_loop import MiniResult, MiniTrainConfig, option_count, option_flag, run_loop
 from vist3a.world.dataset import WorldDataset
+from vist3a.world.judge import MIN_SATURATION, MIN_VALUE
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +166,7 @@ def pose_errors(pred_enc: torch.Tensor, gt_w2c: torch.Tensor) -> dict[str, float
     return {"rot_deg": float(rot.mean()) if len(rot) else 0.0, "trans_dir_deg": trans}
 
 
-def saturated(images: torch.Tensor, min_saturation: float = 0.4, min_value: float = 0.06) -> torch.Tensor:
+def saturated(images: torch.Tensor, min_saturation: float = MIN_SATURATION, min_value: float = MIN_VALUE) -> torch.Tensor:
     """Pixels of HSV saturation >= ``min_saturation`` and value >= ``min_value`` (the judge's thresholds) in
     ``images [..., 3, H, W]`` (in [0, 1]) → ``[..., 1, H, W]`` bool: the world's object pixels (its floors and skies
     are unsaturated; near-black pixels have no trustworthy hue)."""
@@ -351,9 +352,7 @@ class ReconTask:
                 terms["self"] = l1 + mse
         else:  # geometry-only steps (w_render = w_mse = 0, or between render_every steps): no rasterisation
             zero = cam * 0
-            terms |= {"l1": zero, "mse": zero}
-        if self.w["self"]:
-            terms.setdefault("self", cam * 0)
+            terms |= {"l1": zero, "mse": zero} | ({"self": zero} if self.w["self"] else {})
         terms["total"] = (
             self.w["render"] * terms["l1"] + self.w["mse"] * terms["mse"] + self.w["self"] * terms.get("self", 0.0)
             + self.w["depth"] * terms["depth_log" if self.depth_loss == "log" else "depth"]

@@ -40,6 +40,8 @@ from vist3a.world.captions import _PHRASE, StructuredCaption
 from vist3a.world.palette import COLOURS, SIZES
 
 CATEGORIES: tuple[str, ...] = ("entity", "attribute", "relation")
+#: a pixel may be an object's when its HSV saturation and value reach these (the world's floors and skies do not)
+MIN_SATURATION, MIN_VALUE = 0.4, 0.06
 
 
 @dataclass
@@ -225,8 +227,8 @@ class Judge:
 
     def __init__(
         self,
-        min_saturation: float = 0.4,
-        min_value: float = 0.06,
+        min_saturation: float = MIN_SATURATION,
+        min_value: float = MIN_VALUE,
         hue_tolerance: float = 14.0,
         min_area: float = 0.0003,
     ) -> None:
