@@ -128,3 +128,66 @@ def test_weight_overrides():
                      ("depth=nan", "finite"), ("depth=-2", ">= 0")):  # fmt: skip
         with pytest.raises(InputError, match=msg):
             DistillWeights().with_overrides([bad])
+
+
+def _shifted_at_pixel(t: DistillTargets, name: str, by: float, v: int, h: int, w: int) -> DistillTargets:
+    """``t`` with term ``name`` moved by ``by`` at one pixel (all its channels): Gaussians are numbered (v, h, w)."""
+    kw = dict(t.__dict__)
+    x = kw[name].clone()
+    if x.shape[1] == V * H * W:  # [B, G, ...]
+        x[:, v * H * W + h * W + w] += by
+    elif name == "anchor":  # [B, V, C, H, W]
+        x[:, v, :, h, w] += by
+    else:  # [B, V, H, W(, 1)]
+        x[:, v, h, w] += by
+    kw[name] = x
+    return DistillTargets(**kw)
+
+
+@pytest.mark.parametrize(
+    "name", ["depth", "means", "covariances", "harmonics", "opacities", "scales", "rotations", "gs_conf",
+             "depth_conf", "anchor"],
+)  # fmt: skip
+def test_pixel_weight_gives_the_weighted_mean_at_the_right_pixel(name):
+    """`stitch train --object-weight`: one pixel off by d, weighted k against 1 elsewhere, gives k·d / (N − 1 + k)
+    (N pixels; the channels cancel) instead of the plain d / N; a weight on another pixel gives d / (N − 1 + k)."""
+    t = _targets()
+    n, k, d = V * H * W, 5.0, 0.5
+    student = _shifted_at_pixel(t, name, d, 1, 2, 3)
+    scale = getattr(DistillWeights(), name)
+    pw = torch.ones(B, V, H, W)
+    pw[0, 1, 2, 3] = k
+    got = distillation_loss(student, t, pixel_weight=pw)[name].item() / scale
+    assert got == pytest.approx(k * d / (n - 1 + k), rel=1e-5)
+    assert distillation_loss(student, t)[name].item() / scale == pytest.approx(d / n, rel=1e-5)
+    elsewhere = torch.ones(B, V, H, W)
+    elsewhere[0, 2, 0, 0] = k
+    assert distillation_loss(student, t, pixel_weight=elsewhere)[name].item() / scale == pytest.approx(
+        d / (n - 1 + k), rel=1e-5
+    )
+
+
+def test_pixel_weight_leaves_cameras_alone_and_checks_its_shape():
+    t = _targets()
+    s = _shifted(_shifted(t, "extrinsic", 0.25), "depth", 0.5)
+    pw = torch.rand(B, V, H, W, generator=torch.Generator().manual_seed(3)) + 0.1
+    weighted, plain = distillation_loss(s, t, pixel_weight=pw), distillation_loss(s, t)
+    assert weighted["extrinsic"].item() == pytest.approx(plain["extrinsic"].item())
+    assert weighted["depth"].item() == pytest.approx(0.5, rel=1e-5)  # a constant shift: any weighted mean of it
+    assert distillation_loss(s, t, pixel_weight=torch.ones(B, V, H, W))["total"].item() == pytest.approx(
+        plain["total"].item(), rel=1e-6
+    )
+    with pytest.raises(InputError, match="pixel_weight must be"):
+        distillation_loss(s, t, pixel_weight=torch.ones(B, V, H + 1, W))
+
+
+def test_object_pixel_weight_marks_the_saturated_pixels():
+    from vist3a.stitching.distill import object_pixel_weight
+
+    img = torch.full((1, 2, 3, 4, 4), 0.5)  # grey floor
+    img[0, 1, :, 1, 2] = torch.tensor([0.9, 0.1, 0.1])  # one red object pixel in view 1
+    assert object_pixel_weight(img, 1.0) is None
+    pw = object_pixel_weight(img, 4.0)
+    want = torch.ones(1, 2, 4, 4)
+    want[0, 1, 1, 2] = 4.0
+    assert torch.equal(pw, want)

@@ -303,9 +303,9 @@ def test_student_rgb_decoded_feeds_the_vae_decode_of_its_latent(tmp_path, monkey
     teacher_in: list[torch.Tensor] = []
     forward, targets = st.DistillStep.forward, st.teacher_targets
 
-    def spy_forward(self, latent, images, teacher):  # noqa: ANN001, ANN202
+    def spy_forward(self, latent, images, teacher, pixel_weight=None):  # noqa: ANN001, ANN202
         seen.append((latent.detach().clone(), images.detach().clone()))
-        return forward(self, latent, images, teacher)
+        return forward(self, latent, images, teacher, pixel_weight)
 
     def spy_targets(teacher, images):  # noqa: ANN001, ANN202
         teacher_in.append(images.detach().clone())
@@ -333,6 +333,44 @@ def test_student_rgb_decoded_feeds_the_vae_decode_of_its_latent(tmp_path, monkey
                 assert torch.equal(images, frames)
     with pytest.raises(InputError, match="--student-rgb must be one of frames, decoded"):
         _cfg(tmp_path / "bad", student_rgb="latent").check()
+
+
+def test_object_weight_weights_the_teachers_saturated_pixels(tmp_path, monkeypatch):
+    """--object-weight W: each step's loss gets W on the saturated pixels of the teacher's frames and 1 elsewhere
+    (the judge's object pixels); the default 1 passes no weight (the paper's loss). Bad values are one clear error."""
+    from vist3a.stitching import train as st
+    from vist3a.world.judge import saturated
+
+    got: list[torch.Tensor | None] = []
+    teacher_in: list[torch.Tensor] = []
+    forward, targets = st.DistillStep.forward, st.teacher_targets
+
+    def spy_forward(self, latent, images, teacher, pixel_weight=None):  # noqa: ANN001, ANN202
+        got.append(None if pixel_weight is None else pixel_weight.clone())
+        return forward(self, latent, images, teacher, pixel_weight)
+
+    def spy_targets(teacher, images):  # noqa: ANN001, ANN202
+        teacher_in.append(images.detach().clone())
+        return targets(teacher, images)
+
+    monkeypatch.setattr(st.DistillStep, "forward", spy_forward)
+    monkeypatch.setattr(st, "teacher_targets", spy_targets)
+    for w in (3.0, 1.0):
+        got.clear(), teacher_in.clear()
+        dec, teacher, video = _tiny()
+        res = train_stitched(dec, teacher, video, Clips(), _cfg(tmp_path / str(w), steps=2, object_weight=w),
+                             progress=False)  # fmt: skip
+        assert res.finished and len(got) == 2
+        for pw, frames in zip(got, teacher_in, strict=True):
+            if w == 1.0:
+                assert pw is None
+                continue
+            obj = saturated(frames)[:, :, 0]
+            assert 0 < obj.float().mean() < 1  # the clips hold both kinds of pixel
+            assert pw.shape == obj.shape and torch.equal(pw, torch.where(obj, 3.0, 1.0))
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(InputError, match="--object-weight must be a finite number > 0"):
+            _cfg(tmp_path / "bad", object_weight=bad).check()
 
 
 def test_init_stitched_continues_a_trained_decoder_over_a_new_base(tmp_path, capsys):

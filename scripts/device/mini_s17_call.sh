@@ -11,6 +11,7 @@
 #   PHASE=1  gsplat build; obj (600 steps, ~4.6 min alone on an H100); weights exported; then `ws`: the shipped
 #            stitched decoder continued over obj (`stitch train --init-stitched`, obj the teacher) for the rest
 #   PHASE=2  ws resumed to WS_STEPS (default 300); the candidate set packed (anysplat-mini + stitched-mini)
+#   PHASE=5  (added in session 17) --object-weight distillation over a candidate carried in place of the assets
 #   PHASE=3  (optional) the from-scratch re-stitch on obj (`stitch` of mini_recipes.sh: search + 600 steps), as far as
 #            the call gets; PHASE=4 resumes it and packs that candidate
 # Then on the CPU: VIST3A_MINI_ASSETS on the candidate, `vist3a eval text-to-3d --model mini --world 24` at the default
@@ -58,6 +59,16 @@ case ${PHASE:-1} in
   if [ "$PHASE" = 3 ]; then stitch obj $OBJ $(left 45); else stitch_train obj $OBJ $(left 45); fi
   echo "== stitch"; last $R/stitch_obj.log
   [ -f $R/stitch_obj/stitched.json ] && candidate scratch $R/stitch_obj
+  ;;
+5)  # session 17's object-weighted distillation: a candidate set carried IN PLACE of the shipped assets (the carry
+  # limit leaves no room beside them: copy obj's anysplat-mini and a stitched-mini over $A, restore with git checkout),
+  # its stitched decoder continued with the object pixels of the teacher's frames weighted OW times (--object-weight)
+  python3 -m vist3a stitch train --video wan-mini --video-weights $A/wan-mini --recon anysplat-mini \
+    --recon-weights $A/anysplat-mini --init-stitched $A/stitched-mini --world 20000 --world-seed 3 --frames 13 \
+    --batch 4 --steps ${OW_STEPS:-200} --lr 1e-4 --warmup 20 --ckpt-every 50 --minutes $(left 25) \
+    --loss-weight depth_grad=0.05 --object-weight ${OW:-4} --out $R/stitch_ow --resume >> $R/stitch_ow.log 2>&1
+  echo "== ow"; last $R/stitch_ow.log
+  pack ow $R/stitch_ow/stitched.* $R/stitch_ow.log
   ;;
 esac
 echo "total $(( $(date +%s) - t0 )) s"

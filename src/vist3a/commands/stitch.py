@@ -461,6 +461,9 @@ def _register_train(steps: argparse._SubParsersAction) -> None:
         "--loss-weight", action="append", default=[], metavar="TERM=VALUE",
         help="override one distillation weight (repeatable), e.g. depth_grad=0.05; defaults: the paper's",
     )  # fmt: skip
+    p.add_argument("--object-weight", type=float, default=1.0, metavar="W",
+                   help="weight of object pixels (saturated: the world judge's) in the pixel-aligned terms; 1: the "
+                   "paper's plain means")  # fmt: skip
     p.add_argument(
         "--official-compat", action="store_true", help="re-add the DINO position embedding at the stitch (official)"
     )
@@ -663,7 +666,7 @@ def run_train(args: argparse.Namespace) -> int:
         batch=args.batch, frames=frames, ckpt_every=args.ckpt_every, keep=args.keep, seed=args.seed, minutes=args.minutes,
         bf16=not args.no_bf16, grad_checkpointing=not args.no_grad_checkpointing,
         official_quirk=args.official_quirk, num_workers=args.workers, wandb_project=args.wandb, weights=weights,
-        student_rgb=args.student_rgb,
+        student_rgb=args.student_rgb, object_weight=args.object_weight,
     )  # fmt: skip
     config.check()
     parse_lora_config(args.lora)  # fail before loading anything

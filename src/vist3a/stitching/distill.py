@@ -5,6 +5,10 @@ off); the *student* is the :class:`~vist3a.stitching.stitched.StitchedDecoder` r
 latent of the same frames. Every term is an L1 distance between the two, weighted as the paper and
 the official ``TaskLossAnySplat`` do. There is no rendering loss and no ground truth.
 
+An optional per-pixel weight (``pixel_weight``; ``stitch train --object-weight``) turns the pixel-aligned terms into
+weighted means. A plain mean learns mostly the floor when the objects cover a few per cent of a frame, as in the mini
+model's world; this is not in the paper.
+
 ``official_quirk=True`` reproduces the official depth "gradient" loss, which was written for
 ``[B, H, W, C]`` maps but is fed ``[B, V, H, W, 1]`` depth, so its two "gradients" run along the
 *frame* and *height* axes and its multi-scale slicing subsamples frames and rows. The default takes
@@ -169,23 +173,53 @@ def depth_gradient_loss(
     return total / scales
 
 
+#: terms laid out per pixel, and the dims of their pixel weight: ``[B, V, H, W]`` reshaped to the term's layout
+_PIXEL_LAYOUT = {
+    "depth": "bvhw1", "depth_conf": "bvhw", "gs_conf": "bvhw", "anchor": "bv1hw",
+    "means": "bg1", "covariances": "bg11", "harmonics": "bg11", "opacities": "bg", "scales": "bg1", "rotations": "bg1",
+}  # fmt: skip
+
+
+def _pixel_weight_as(pw: torch.Tensor, layout: str) -> torch.Tensor:
+    """``pw [B, V, H, W]`` viewed for a term of ``layout`` (``g`` = V·H·W Gaussians in (v, h, w) order)."""
+    b, v, h, w = pw.shape
+    if layout.startswith("bg"):
+        return pw.reshape(b, v * h * w, *([1] * (len(layout) - 2)))
+    if layout == "bv1hw":
+        return pw[:, :, None]
+    return pw[..., None] if layout == "bvhw1" else pw
+
+
 def distillation_loss(
     student: DistillTargets,
     teacher: DistillTargets,
     weights: DistillWeights | None = None,
     official_quirk: bool = False,
+    pixel_weight: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Weighted L1 terms between student and teacher (computed in float32).
+
+    Args:
+        pixel_weight: optional ``[B, V, H, W]`` weights >= 0 of the teacher's pixels: the pixel-aligned terms (depth,
+            the Gaussians, the confidences, the head features) become weighted means ``Σ w·|s−t| / Σ w``; the
+            camera terms and the depth-gradient term stay plain. All ones gives the plain loss.
 
     Returns:
         ``{term: weight · L1}`` for every name in :data:`TERMS`, plus ``"total"`` (their sum).
     """
     w = weights or DistillWeights()
+    if pixel_weight is not None and pixel_weight.shape != student.depth_conf.shape:
+        raise InputError(
+            f"pixel_weight must be [B, V, H, W] = {list(student.depth_conf.shape)}, got {list(pixel_weight.shape)}"
+        )
 
     def l1(a: torch.Tensor, b: torch.Tensor, name: str) -> torch.Tensor:
         if a.shape != b.shape:
             raise InputError(f"student and teacher {name} differ in shape: {list(a.shape)} vs {list(b.shape)}")
-        return F.l1_loss(a.float(), b.float())
+        if pixel_weight is None or name not in _PIXEL_LAYOUT:
+            return F.l1_loss(a.float(), b.float())
+        pw = _pixel_weight_as(pixel_weight.float(), _PIXEL_LAYOUT[name]).expand_as(a)
+        return (pw * (a.float() - b.float()).abs()).sum() / pw.sum().clamp_min(1e-12)
 
     if len(student.pose_enc) != len(teacher.pose_enc) or not student.pose_enc:
         raise InputError("student and teacher must give the same (non-zero) number of pose encodings")
@@ -205,3 +239,13 @@ def distillation_loss(
 def teacher_targets(teacher: torch.nn.Module, images: torch.Tensor) -> DistillTargets:
     """Run the frozen reconstruction network on ``images [B, V, 3, H, W]`` in [0, 1] (voxelisation off)."""
     return DistillTargets.from_output(teacher(images, voxelize=False)).detach()
+
+
+def object_pixel_weight(images: torch.Tensor, object_weight: float) -> torch.Tensor | None:
+    """``images [B, V, 3, H, W]`` in [0, 1] → ``[B, V, H, W]`` weights: ``object_weight`` on object pixels (the
+    world judge's saturated pixels), 1 elsewhere; None when ``object_weight`` is 1 (the plain loss)."""
+    from vist3a.world.judge import saturated
+
+    if object_weight == 1.0:
+        return None
+    return 1.0 + (object_weight - 1.0) * saturated(images)[:, :, 0].float()

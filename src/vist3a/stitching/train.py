@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -35,7 +36,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from vist3a.errors import InputError
-from vist3a.stitching.distill import TERMS, DistillTargets, DistillWeights, distillation_loss, teacher_targets
+from vist3a.stitching.distill import (
+    TERMS, DistillTargets, DistillWeights, distillation_loss, object_pixel_weight, teacher_targets,
+)  # fmt: skip
 from vist3a.stitching.stitched import StitchedDecoder, rgb_branch_input
 from vist3a.train import distributed
 from vist3a.train.checkpoint import CheckpointManager
@@ -77,6 +80,8 @@ class TrainConfig:
         weights: loss weights.
         minutes: wall-clock budget of this invocation (``<= 0``: none); after the first step past it the
             run checkpoints, exports the weights so far and stops (continue with ``--resume``).
+        object_weight: weight of object pixels (the world judge's saturated pixels of the teacher's frames) in the
+            pixel-aligned terms (1: the paper's plain means; see :mod:`vist3a.stitching.distill`).
     """
 
     out: Path
@@ -99,6 +104,7 @@ class TrainConfig:
     wandb_project: str | None = None
     weights: DistillWeights = field(default_factory=DistillWeights)
     minutes: float = 0.0
+    object_weight: float = 1.0
 
     def check(self) -> None:
         if self.steps < 1:
@@ -111,6 +117,8 @@ class TrainConfig:
             raise InputError(f"--ckpt-every must be >= 1, got {self.ckpt_every}")
         if self.lr <= 0 or self.warmup < 0:
             raise InputError(f"need --lr > 0 and --warmup >= 0, got {self.lr}, {self.warmup}")
+        if not (math.isfinite(self.object_weight) and self.object_weight > 0):
+            raise InputError(f"--object-weight must be a finite number > 0, got {self.object_weight}")
         if self.student_rgb not in STUDENT_RGB:
             raise InputError(f"--student-rgb must be one of {', '.join(STUDENT_RGB)}, got {self.student_rgb!r}")
 
@@ -237,9 +245,11 @@ class DistillStep(nn.Module):
         self.weights = weights
         self.official_quirk = official_quirk
 
-    def forward(self, latent: torch.Tensor, images: torch.Tensor, teacher: DistillTargets) -> dict[str, torch.Tensor]:
+    def forward(
+        self, latent: torch.Tensor, images: torch.Tensor, teacher: DistillTargets, pixel_weight: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         out = self.student(latent, images, voxelize=False)
-        return distillation_loss(DistillTargets.from_output(out), teacher, self.weights, self.official_quirk)
+        return distillation_loss(DistillTargets.from_output(out), teacher, self.weights, self.official_quirk, pixel_weight)
 
 
 def prepare_models(student: StitchedDecoder, teacher: nn.Module, lora: str | None, grad_checkpointing: bool) -> None:
@@ -361,7 +371,7 @@ def train_stitched(
                 student_rgb = decoded_rgb(video, latent, recon_size) if config.student_rgb == "decoded" else rec
             with autocast:
                 target = teacher_targets(teacher, rec)
-                terms = runner(latent, student_rgb, target)
+                terms = runner(latent, student_rgb, target, object_pixel_weight(rec, config.object_weight))
             loss = terms["total"]
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite loss at step {step + 1}: {loss.item()}")

@@ -62,7 +62,7 @@ from vist3a.models.geometry import se3_inverse, unproject_depth
 from vist3a.models.pose_encoding import extri_intri_to_pose_encoding, quat_xyzw_to_matrix
 from vist3a.train.mini_loop import MiniResult, MiniTrainConfig, option_count, option_flag, run_loop
 from vist3a.world.dataset import WorldDataset
-from vist3a.world.judge import MIN_SATURATION, MIN_VALUE
+from vist3a.world.judge import saturated
 
 log = logging.getLogger(__name__)
 
@@ -164,15 +164,6 @@ def pose_errors(pred_enc: torch.Tensor, gt_w2c: torch.Tensor) -> dict[str, float
     else:
         trans = float("nan")
     return {"rot_deg": float(rot.mean()) if len(rot) else 0.0, "trans_dir_deg": trans}
-
-
-def saturated(images: torch.Tensor, min_saturation: float = MIN_SATURATION, min_value: float = MIN_VALUE) -> torch.Tensor:
-    """Pixels of HSV saturation >= ``min_saturation`` and value >= ``min_value`` (the judge's thresholds) in
-    ``images [..., 3, H, W]`` (in [0, 1]) → ``[..., 1, H, W]`` bool: the world's object pixels (its floors and skies
-    are unsaturated; near-black pixels have no trustworthy hue)."""
-    hi = images.amax(-3, keepdim=True)
-    lo = images.amin(-3, keepdim=True)
-    return (hi >= min_value) & ((hi - lo) >= min_saturation * hi)
 
 
 class ClipCache:

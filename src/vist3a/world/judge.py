@@ -44,6 +44,15 @@ CATEGORIES: tuple[str, ...] = ("entity", "attribute", "relation")
 MIN_SATURATION, MIN_VALUE = 0.4, 0.06
 
 
+def saturated(images: torch.Tensor, min_saturation: float = MIN_SATURATION, min_value: float = MIN_VALUE) -> torch.Tensor:
+    """Pixels of HSV saturation >= ``min_saturation`` and value >= ``min_value`` (the judge's thresholds) in
+    ``images [..., 3, H, W]`` (in [0, 1]) → ``[..., 1, H, W]`` bool: the world's object pixels (its floors and skies
+    are unsaturated; near-black pixels have no trustworthy hue)."""
+    hi = images.amax(-3, keepdim=True)
+    lo = images.amin(-3, keepdim=True)
+    return (hi >= min_value) & ((hi - lo) >= min_saturation * hi)
+
+
 @dataclass
 class Question:
     """One yes/no question about a caption.
