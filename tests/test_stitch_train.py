@@ -291,20 +291,17 @@ def test_stitched_preset_trains_from_a_fresh_layer_over_the_shipped_recon(caplog
     torch.testing.assert_close(student.recon.state_dict()[key], want[key], rtol=0, atol=0)
 
 
-def test_student_rgb_decoded_feeds_the_vae_decode_of_its_latent(tmp_path, monkeypatch):
-    """--student-rgb decoded: the student's RGB branch gets the VAE decode of the very latent it is given, in [0, 1]
-    and resized to the reconstruction size (as generation does), while the teacher keeps the clip's frames; the
-    default ("frames") gives the student the teacher's input. A bad value is one clear error."""
-    import torch.nn.functional as F
-
+def _spy_steps(monkeypatch) -> tuple[list, list]:  # noqa: ANN001
+    """Record each training step's (latent, student RGB, pixel weight) and the teacher's input frames."""
     from vist3a.stitching import train as st
 
-    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+    seen: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
     teacher_in: list[torch.Tensor] = []
     forward, targets = st.DistillStep.forward, st.teacher_targets
 
     def spy_forward(self, latent, images, teacher, pixel_weight=None):  # noqa: ANN001, ANN202
-        seen.append((latent.detach().clone(), images.detach().clone()))
+        pw = None if pixel_weight is None else pixel_weight.clone()
+        seen.append((latent.detach().clone(), images.detach().clone(), pw))
         return forward(self, latent, images, teacher, pixel_weight)
 
     def spy_targets(teacher, images):  # noqa: ANN001, ANN202
@@ -313,13 +310,23 @@ def test_student_rgb_decoded_feeds_the_vae_decode_of_its_latent(tmp_path, monkey
 
     monkeypatch.setattr(st.DistillStep, "forward", spy_forward)
     monkeypatch.setattr(st, "teacher_targets", spy_targets)
+    return seen, teacher_in
+
+
+def test_student_rgb_decoded_feeds_the_vae_decode_of_its_latent(tmp_path, monkeypatch):
+    """--student-rgb decoded: the student's RGB branch gets the VAE decode of the very latent it is given, in [0, 1]
+    and resized to the reconstruction size (as generation does), while the teacher keeps the clip's frames; the
+    default ("frames") gives the student the teacher's input. A bad value is one clear error."""
+    import torch.nn.functional as F
+
+    seen, teacher_in = _spy_steps(monkeypatch)
     for mode in ("decoded", "frames"):
         seen.clear(), teacher_in.clear()
         dec, teacher, video = _tiny()
         res = train_stitched(dec, teacher, video, Clips(), _cfg(tmp_path / mode, steps=2, student_rgb=mode),
                              progress=False)  # fmt: skip
         assert res.finished and len(seen) == 2 and all(torch.isfinite(torch.tensor(res.losses)))
-        for (latent, images), frames in zip(seen, teacher_in, strict=True):
+        for (latent, images, _), frames in zip(seen, teacher_in, strict=True):
             with torch.no_grad():
                 rgb = video.decode(latent).float().add(1).div(2).clamp(0, 1)  # [B,3,T,H,W]
             b, _, t = rgb.shape[:3]
@@ -338,30 +345,16 @@ def test_student_rgb_decoded_feeds_the_vae_decode_of_its_latent(tmp_path, monkey
 def test_object_weight_weights_the_teachers_saturated_pixels(tmp_path, monkeypatch):
     """--object-weight W: each step's loss gets W on the saturated pixels of the teacher's frames and 1 elsewhere
     (the judge's object pixels); the default 1 passes no weight (the paper's loss). Bad values are one clear error."""
-    from vist3a.stitching import train as st
     from vist3a.world.judge import saturated
 
-    got: list[torch.Tensor | None] = []
-    teacher_in: list[torch.Tensor] = []
-    forward, targets = st.DistillStep.forward, st.teacher_targets
-
-    def spy_forward(self, latent, images, teacher, pixel_weight=None):  # noqa: ANN001, ANN202
-        got.append(None if pixel_weight is None else pixel_weight.clone())
-        return forward(self, latent, images, teacher, pixel_weight)
-
-    def spy_targets(teacher, images):  # noqa: ANN001, ANN202
-        teacher_in.append(images.detach().clone())
-        return targets(teacher, images)
-
-    monkeypatch.setattr(st.DistillStep, "forward", spy_forward)
-    monkeypatch.setattr(st, "teacher_targets", spy_targets)
+    seen, teacher_in = _spy_steps(monkeypatch)
     for w in (3.0, 1.0):
-        got.clear(), teacher_in.clear()
+        seen.clear(), teacher_in.clear()
         dec, teacher, video = _tiny()
         res = train_stitched(dec, teacher, video, Clips(), _cfg(tmp_path / str(w), steps=2, object_weight=w),
                              progress=False)  # fmt: skip
-        assert res.finished and len(got) == 2
-        for pw, frames in zip(got, teacher_in, strict=True):
+        assert res.finished and len(seen) == 2
+        for (_, _, pw), frames in zip(seen, teacher_in, strict=True):
             if w == 1.0:
                 assert pw is None
                 continue

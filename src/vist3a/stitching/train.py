@@ -37,8 +37,13 @@ from torch import nn
 
 from vist3a.errors import InputError
 from vist3a.stitching.distill import (
-    TERMS, DistillTargets, DistillWeights, distillation_loss, object_pixel_weight, teacher_targets,
-)  # fmt: skip
+    TERMS,
+    DistillTargets,
+    DistillWeights,
+    distillation_loss,
+    object_pixel_weight,
+    teacher_targets,
+)
 from vist3a.stitching.stitched import StitchedDecoder, rgb_branch_input
 from vist3a.train import distributed
 from vist3a.train.checkpoint import CheckpointManager
