@@ -14,6 +14,10 @@
 #   PHASE=5  (added in session 17) --object-weight distillation over a candidate carried in place of the assets
 #   PHASE=3  (optional) the from-scratch re-stitch on obj (`stitch` of mini_recipes.sh: search + 600 steps), as far as
 #            the call gets; PHASE=4 resumes it and packs that candidate
+#            OW=W distils with --object-weight W (session 17's finding: the plain loss leaves the teacher's objects out)
+# Ran in session 17: PHASE 1-3 (docs/mini.md, "Device runs of 2026-12-06 (session 17)"); PHASE=5 got no machine.
+# Next session: PHASE=1 SKIP_WS=1 (obj alone: session 17 found ws level), then PHASE=3 and PHASE=4 with OW=4,
+# then PHASE=5-like continuations only if the weight helps.
 # Then on the CPU: VIST3A_MINI_ASSETS on the candidate, `vist3a eval text-to-3d --model mini --world 24` at the default
 # and 777 generation seeds, paired with benchmarks/t3d_paired.py against session 15's rows.
 set -uo pipefail
@@ -45,7 +49,7 @@ case ${PHASE:-1} in
   echo "== obj"; last $R/obj.log
   python3 scripts/device/ckpt_weights.py $R/obj $OBJ
   pack p1 $OBJ $R/*.log  # obj's weights come back first: a later phase may find a fresh machine
-  [ "$(left 30)" != 0.5 ] && ws $(left 30)
+  [ "${SKIP_WS:-0}" != 1 ] && [ "$(left 30)" != 0.5 ] && ws $(left 30)
   ;;
 2)
   warm_or_phase1
@@ -55,7 +59,7 @@ case ${PHASE:-1} in
   ;;
 3|4)
   warm_or_phase1
-  STITCH_EXTRA="--loss-weight depth_grad=0.05"
+  STITCH_EXTRA="--loss-weight depth_grad=0.05 ${OW:+--object-weight $OW}"
   if [ "$PHASE" = 3 ]; then stitch obj $OBJ $(left 45); else stitch_train obj $OBJ $(left 45); fi
   echo "== stitch"; last $R/stitch_obj.log
   [ -f $R/stitch_obj/stitched.json ] && candidate scratch $R/stitch_obj
