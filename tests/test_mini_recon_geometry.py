@@ -201,8 +201,7 @@ def test_render_every_renders_only_on_its_steps(tmp_path, monkeypatch):
 
 def test_saturated_pixels_are_the_judges_object_pixels():
     """Palette colours (even their shaded sides) are object pixels; grey, beige floor, white sky and black are not."""
-    from vist3a.train.mini_recon import saturated
-    from vist3a.world.judge import Judge
+    from vist3a.world.judge import Judge, saturated
 
     px = torch.tensor([[1.0, 0.1, 0.1], [0.3, 0.03, 0.03], [0.5, 0.5, 0.5], [0.8, 0.75, 0.65], [1.0, 1.0, 1.0],
                        [0.0, 0.0, 0.0], [0.02, 0.0, 0.0], [0.18, 0.36, 0.9]])  # fmt: skip

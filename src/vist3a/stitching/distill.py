@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from vist3a.errors import InputError
 from vist3a.models.anysplat import AnySplatOutput
+from vist3a.world.judge import saturated
 
 #: the order of the loss terms in logs and in the returned dict
 TERMS = (
@@ -244,8 +245,6 @@ def teacher_targets(teacher: torch.nn.Module, images: torch.Tensor) -> DistillTa
 def object_pixel_weight(images: torch.Tensor, object_weight: float) -> torch.Tensor | None:
     """``images [B, V, 3, H, W]`` in [0, 1] → ``[B, V, H, W]`` weights: ``object_weight`` on object pixels (the
     world judge's saturated pixels), 1 elsewhere; None when ``object_weight`` is 1 (the plain loss)."""
-    from vist3a.world.judge import saturated
-
     if object_weight == 1.0:
         return None
     return 1.0 + (object_weight - 1.0) * saturated(images)[:, :, 0].float()
