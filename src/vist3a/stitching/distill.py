@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from vist3a.errors import InputError
 from vist3a.models.anysplat import AnySplatOutput
-from vist3a.world.judge import saturated
+from vist3a.world.judge import object_weights
 
 #: the order of the loss terms in logs and in the returned dict
 TERMS = (
@@ -174,21 +174,19 @@ def depth_gradient_loss(
     return total / scales
 
 
-#: terms laid out per pixel, and the dims of their pixel weight: ``[B, V, H, W]`` reshaped to the term's layout
-_PIXEL_LAYOUT = {
-    "depth": "bvhw1", "depth_conf": "bvhw", "gs_conf": "bvhw", "anchor": "bv1hw",
-    "means": "bg1", "covariances": "bg11", "harmonics": "bg11", "opacities": "bg", "scales": "bg1", "rotations": "bg1",
-}  # fmt: skip
+#: the pixel-aligned terms: the Gaussians ``[B, G, ...]`` (G = V·H·W in (view, row, column) order) and the maps
+_GAUSSIAN_TERMS = ("means", "covariances", "harmonics", "opacities", "scales", "rotations")
+_PIXEL_TERMS = (*_GAUSSIAN_TERMS, "depth", "depth_conf", "gs_conf", "anchor")
 
 
-def _pixel_weight_as(pw: torch.Tensor, layout: str) -> torch.Tensor:
-    """``pw [B, V, H, W]`` viewed for a term of ``layout`` (``g`` = V·H·W Gaussians in (v, h, w) order)."""
-    b, v, h, w = pw.shape
-    if layout.startswith("bg"):
-        return pw.reshape(b, v * h * w, *([1] * (len(layout) - 2)))
-    if layout == "bv1hw":
-        return pw[:, :, None]
-    return pw[..., None] if layout == "bvhw1" else pw
+def _pixel_weight_as(pw: torch.Tensor, name: str, like: torch.Tensor) -> torch.Tensor:
+    """``pw [B, V, H, W]`` broadcast to the term ``name`` of shape ``like`` (anchor: ``[B, V, C, H, W]``; depth:
+    ``[B, V, H, W, 1]``; the Gaussians: ``[B, G, ...]``)."""
+    if name in _GAUSSIAN_TERMS:
+        pw = pw.flatten(1)
+    elif name == "anchor":
+        pw = pw[:, :, None]
+    return pw.reshape(*pw.shape, *[1] * (like.ndim - pw.ndim)).expand_as(like)
 
 
 def distillation_loss(
@@ -217,9 +215,9 @@ def distillation_loss(
     def l1(a: torch.Tensor, b: torch.Tensor, name: str) -> torch.Tensor:
         if a.shape != b.shape:
             raise InputError(f"student and teacher {name} differ in shape: {list(a.shape)} vs {list(b.shape)}")
-        if pixel_weight is None or name not in _PIXEL_LAYOUT:
+        if pixel_weight is None or name not in _PIXEL_TERMS:
             return F.l1_loss(a.float(), b.float())
-        pw = _pixel_weight_as(pixel_weight.float(), _PIXEL_LAYOUT[name]).expand_as(a)
+        pw = _pixel_weight_as(pixel_weight.float(), name, a)
         return (pw * (a.float() - b.float()).abs()).sum() / pw.sum().clamp_min(1e-12)
 
     if len(student.pose_enc) != len(teacher.pose_enc) or not student.pose_enc:
@@ -245,6 +243,5 @@ def teacher_targets(teacher: torch.nn.Module, images: torch.Tensor) -> DistillTa
 def object_pixel_weight(images: torch.Tensor, object_weight: float) -> torch.Tensor | None:
     """``images [B, V, 3, H, W]`` in [0, 1] → ``[B, V, H, W]`` weights: ``object_weight`` on object pixels (the
     world judge's saturated pixels), 1 elsewhere; None when ``object_weight`` is 1 (the plain loss)."""
-    if object_weight == 1.0:
-        return None
-    return 1.0 + (object_weight - 1.0) * saturated(images)[:, :, 0].float()
+    w = object_weights(images, object_weight)
+    return None if w is None else w[:, :, 0]

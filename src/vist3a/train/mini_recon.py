@@ -62,7 +62,7 @@ from vist3a.models.geometry import se3_inverse, unproject_depth
 from vist3a.models.pose_encoding import extri_intri_to_pose_encoding, quat_xyzw_to_matrix
 from vist3a.train.mini_loop import MiniResult, MiniTrainConfig, option_count, option_flag, run_loop
 from vist3a.world.dataset import WorldDataset
-from vist3a.world.judge import saturated
+from vist3a.world.judge import object_weights
 
 log = logging.getLogger(__name__)
 
@@ -355,9 +355,9 @@ class ReconTask:
         """L1 and MSE of renders ``rgb`` against frames ``gt`` (both ``[B, n, 3, S, S]`` in [0, 1]), object pixels
         weighted ``object_weight`` times (see the module docstring)."""
         err = rgb - gt
-        if self.object_weight == 1.0:
+        w = object_weights(gt, self.object_weight)  # B, n, 1, S, S
+        if w is None:
             return err.abs().mean(), err.square().mean()
-        w = 1.0 + (self.object_weight - 1.0) * saturated(gt).float()  # B, n, 1, S, S
         norm = w.sum() * err.shape[2]
         return (err.abs() * w).sum() / norm, (err.square() * w).sum() / norm
 

@@ -53,6 +53,14 @@ def saturated(images: torch.Tensor, min_saturation: float = MIN_SATURATION, min_
     return (hi >= min_value) & ((hi - lo) >= min_saturation * hi)
 
 
+def object_weights(images: torch.Tensor, object_weight: float) -> torch.Tensor | None:
+    """``images [..., 3, H, W]`` in [0, 1] → ``[..., 1, H, W]`` loss weights: ``object_weight`` on the object
+    (:func:`saturated`) pixels, 1 elsewhere; None when ``object_weight`` is 1 (a plain mean)."""
+    if object_weight == 1.0:
+        return None
+    return 1.0 + (object_weight - 1.0) * saturated(images).float()
+
+
 @dataclass
 class Question:
     """One yes/no question about a caption.
