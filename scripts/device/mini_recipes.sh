@@ -10,13 +10,16 @@ recon() {  # session 4's recipe A (8 views, 5 context, camera weight 5), continu
     --eval-every 250 --ckpt-every 250 --set cache=1 --set w_camera=5 "$@"
 }
 stitch() {  # stitch NAME RECON_DIR MINUTES: world set + layer search (~60 s) + LoRA r16 self-distillation
-  local name=$1 rw=$2 mins=$3
+  stitch_search $1 $2
+  stitch_train $1 $2 $3
+}
+stitch_search() {  # stitch_search NAME RECON_DIR: the world set (once) and the layer search of `stitch`
+  local name=$1 rw=$2
   [ -d $R/world_dl3dv ] || python3 -m vist3a world make --layout dl3dv --scenes 200 --frames 13 --size 256 \
     --seed 11 --out $R/world_dl3dv --workers 12 > $R/world.log 2>&1
   local V="--video wan-mini --video-weights ${VW:-$A/wan-mini} --recon anysplat-mini --recon-weights $rw"
   python3 -m vist3a stitch search $V --dataset dl3dv:$R/world_dl3dv --spec conv3d_k5x3x3_o192_s1x2x2_p2x1x1 \
     --out $R/search_$name --clips 150 --val-clips 50 --frames 13 --batch-size 8 > $R/search_$name.log 2>&1
-  stitch_train $name $rw $mins
 }
 stitch_train() {  # stitch_train NAME RECON_DIR MINUTES: the distillation of `stitch` alone, resumed where a call left it
   local name=$1 rw=$2 mins=$3

@@ -17,6 +17,7 @@
 #            OW=W distils with --object-weight W (session 17's finding: the plain loss leaves the teacher's objects out)
 # Ran in session 17: PHASE 1-3 (docs/mini.md, "Device runs of 2026-12-06 (session 17)"); PHASE=5 got no machine.
 # Next session: PHASE=1 SKIP_WS=1 (obj alone: session 17 found ws level), then PHASE=3 and PHASE=4 with OW=4,
+# or (session 18, less device time) PHASE=1 SKIP_WS=1 SEARCH=1, then PHASE=4 OW=4 BUDGET=545 on the warm machine,
 # then PHASE=5-like continuations only if the weight helps.
 # Then on the CPU: VIST3A_MINI_ASSETS on the candidate, `vist3a eval text-to-3d --model mini --world 24` at the default
 # and 777 generation seeds, paired with benchmarks/t3d_paired.py against session 15's rows.
@@ -50,6 +51,9 @@ case ${PHASE:-1} in
   python3 scripts/device/ckpt_weights.py $R/obj $OBJ
   pack p1 $OBJ $R/*.log  # obj's weights come back first: a later phase may find a fresh machine
   [ "${SKIP_WS:-0}" != 1 ] && [ "$(left 30)" != 0.5 ] && ws $(left 30)
+  # SEARCH=1 (session 18): the world set + layer search of PHASE 3 in the ~2 min left, so that PHASE=4 gets a whole
+  # call (~8 min) for the 600-step distillation
+  if [ "${SEARCH:-0}" = 1 ] && [ $(( $(date +%s) - t0 )) -lt $((B - 30)) ]; then stitch_search obj $OBJ; echo "== search"; last $R/search_obj.log; fi
   ;;
 2)
   warm_or_phase1
