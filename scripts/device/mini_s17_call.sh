@@ -18,6 +18,7 @@
 # Ran in session 17: PHASE 1-3 (docs/mini.md, "Device runs of 2026-12-06 (session 17)"); PHASE=5 got no machine.
 # Next session: PHASE=1 SKIP_WS=1 (obj alone: session 17 found ws level), then PHASE=3 and PHASE=4 with OW=4,
 # or (session 18, less device time) PHASE=1 SKIP_WS=1 SEARCH=1, then PHASE=4 OW=4 BUDGET=545 on the warm machine,
+# or (session 18, one call) PHASE=1 OW=4 WS_STEPS=auto: obj, then ws with the object weight in the time left,
 # then PHASE=5-like continuations only if the weight helps.
 # Then on the CPU: VIST3A_MINI_ASSETS on the candidate, `vist3a eval text-to-3d --model mini --world 24` at the default
 # and 777 generation seeds, paired with benchmarks/t3d_paired.py against session 15's rows.
@@ -31,7 +32,7 @@ ws() {  # ws MINUTES: the shipped stitched decoder continued over obj (session 1
   python3 -m vist3a stitch train --video wan-mini --video-weights $A/wan-mini --recon anysplat-mini \
     --recon-weights $OBJ --init-stitched $A/stitched-mini --world 20000 --world-seed 3 --frames 13 --batch 4 \
     --steps ${WS_STEPS:-300} --lr 1e-4 --warmup 20 --ckpt-every 50 --minutes $1 --loss-weight depth_grad=0.05 \
-    --out $R/stitch_ws --resume >> $R/stitch_ws.log 2>&1
+    ${OW:+--object-weight $OW} --out $R/stitch_ws --resume >> $R/stitch_ws.log 2>&1
   echo "== ws"; last $R/stitch_ws.log
 }
 candidate() {  # candidate NAME STITCH_RUN: anysplat-mini (obj) + that stitched decoder, packed as NAME
@@ -50,7 +51,13 @@ case ${PHASE:-1} in
   echo "== obj"; last $R/obj.log
   python3 scripts/device/ckpt_weights.py $R/obj $OBJ
   pack p1 $OBJ $R/*.log  # obj's weights come back first: a later phase may find a fresh machine
-  [ "${SKIP_WS:-0}" != 1 ] && [ "$(left 30)" != 0.5 ] && ws $(left 30)
+  if [ "${SKIP_WS:-0}" != 1 ] && [ "$(left 30)" != 0.5 ]; then
+    # WS_STEPS=auto (session 18, one call): as many steps as the time left allows (~1.3 step/s after ~20 s loading),
+    # so that the learning-rate schedule ends where the call does
+    [ "${WS_STEPS:-}" = auto ] && WS_STEPS=$(python3 -c "print(max(20, int(($B - 50 - ($(date +%s) - $t0)) * 1.3)))")
+    ws $(left 30)
+    [ -f $R/stitch_ws/stitched.json ] && pack ws $R/stitch_ws/stitched.* $R/stitch_ws.log
+  fi
   # SEARCH=1 (session 18): the world set + layer search of PHASE 3 in the ~2 min left, so that PHASE=4 gets a whole
   # call (~8 min) for the 600-step distillation
   if [ "${SEARCH:-0}" = 1 ] && [ $(( $(date +%s) - t0 )) -lt $((B - 30)) ]; then stitch_search obj $OBJ; echo "== search"; last $R/search_obj.log; fi
