@@ -60,7 +60,9 @@ case ${PHASE:-1} in
   fi
   # SEARCH=1 (session 18): the world set + layer search of PHASE 3 in the ~2 min left, so that PHASE=4 gets a whole
   # call (~8 min) for the 600-step distillation
-  if [ "${SEARCH:-0}" = 1 ] && [ $(( $(date +%s) - t0 )) -lt $((B - 30)) ]; then stitch_search obj $OBJ; echo "== search"; last $R/search_obj.log; fi
+  if [ "${SEARCH:-0}" = 1 ] && [ $(( $(date +%s) - t0 )) -lt $((B - 30)) ]; then
+    stitch_search obj $OBJ; echo "== search"; last $R/search_obj.log
+  fi
   ;;
 2)
   warm_or_phase1
