@@ -179,6 +179,11 @@ def test_pixel_weight_leaves_cameras_alone_and_checks_its_shape():
     )
     with pytest.raises(InputError, match="pixel_weight must be"):
         distillation_loss(s, t, pixel_weight=torch.ones(B, V, H + 1, W))
+    kw = {k: (v[:, :-1] if k in ("means", "covariances", "harmonics", "opacities", "scales", "rotations") else v)
+          for k, v in t.__dict__.items()}  # fmt: skip
+    voxelised = DistillTargets(**kw)  # one Gaussian fewer than pixels
+    with pytest.raises(InputError, match="one Gaussian per pixel"):
+        distillation_loss(voxelised, voxelised, pixel_weight=torch.ones(B, V, H, W))
 
 
 def test_object_pixel_weight_marks_the_saturated_pixels():

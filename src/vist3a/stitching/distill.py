@@ -184,6 +184,10 @@ def _pixel_weight_as(pw: torch.Tensor, name: str, like: torch.Tensor) -> torch.T
     ``[B, V, H, W, 1]``; the Gaussians: ``[B, G, ...]``)."""
     if name in _GAUSSIAN_TERMS:
         pw = pw.flatten(1)
+        if like.shape[1] != pw.shape[1]:  # voxelised Gaussians are no longer one per pixel
+            raise InputError(
+                f"pixel_weight needs one Gaussian per pixel ({pw.shape[1]}, voxelize=False), got {like.shape[1]}"
+            )
     elif name == "anchor":
         pw = pw[:, :, None]
     return pw.reshape(*pw.shape, *[1] * (like.ndim - pw.ndim)).expand_as(like)
