@@ -29,6 +29,8 @@ if [[ $steps == *ceiling* ]] && [ ! -f "$out/t3d_ceiling_world24_true_latent_${n
     "$out/t3d_ceiling_world24_true_latent_${name}_per_scene.csv" --json "$out/paired_true_latent_${name}_vs_teacher_obj_s17.json"
   python3 benchmarks/t3d_paired.py --pair "$s17/t3d_ceiling_world24_true_latent_scratch_per_scene.csv" \
     "$out/t3d_ceiling_world24_true_latent_${name}_per_scene.csv" --json "$out/paired_true_latent_${name}_vs_scratch.json"
+  python3 benchmarks/t3d_paired.py --pair "$base/t3d_ceiling_world24_true_latent_per_scene.csv" \
+    "$out/t3d_ceiling_world24_true_latent_${name}_per_scene.csv" --json "$out/paired_true_latent_${name}_vs_shipped.json"
 fi
 for seed in 0 777; do
   [[ $steps == *seed$seed* ]] || continue

@@ -20,7 +20,9 @@
 # or (session 18, less device time) PHASE=1 SKIP_WS=1 SEARCH=1, then PHASE=4 OW=4 BUDGET=545 on the warm machine,
 # or (session 18, one call) PHASE=1 OW=4 WS_STEPS=auto: obj, then ws with the object weight in the time left,
 # then PHASE=5-like continuations only if the weight helps.
-# Then on the CPU: VIST3A_MINI_ASSETS on the candidate, `vist3a eval text-to-3d --model mini --world 24` at the default
+# Ran in session 19 (H200, 2026-12-07): PHASE=1 OW=4 WS_STEPS=auto BUDGET=530 (obj 600 steps, then ws-OW 284 steps),
+# then PHASE=3 OW=4 STITCH_STEPS=480 BUDGET=500 on the warm machine (search + 480 object-weighted steps from scratch).
+# Then on the CPU (scripts/eval_mini_candidate.sh): VIST3A_MINI_ASSETS on the candidate, `vist3a eval text-to-3d --model mini --world 24` at the default
 # and 777 generation seeds, paired with benchmarks/t3d_paired.py against session 15's rows.
 set -uo pipefail
 source scripts/device/mini_setup.sh
