@@ -22,6 +22,9 @@
 # then PHASE=5-like continuations only if the weight helps.
 # Ran in session 19 (H200, 2026-12-07): PHASE=1 OW=4 WS_STEPS=auto BUDGET=530 (obj 600 steps, then ws-OW 284 steps),
 # then PHASE=3 OW=4 STITCH_STEPS=480 BUDGET=500 on the warm machine (search + 480 object-weighted steps from scratch).
+# Neither ships (docs/mini.md, session 19): the fresh decoder reaches the shipped one on true latents, 9 points below
+# its teacher. Untried: a longer object-weighted distillation, e.g. PHASE=1 SKIP_WS=1 SEARCH=1, then
+# PHASE=4 OW=4 STITCH_STEPS=1200 twice on the warm machine (the schedule spans both calls; ~1.6 step/s on the H200).
 # Then on the CPU (scripts/eval_mini_candidate.sh): VIST3A_MINI_ASSETS on the candidate, `vist3a eval text-to-3d --model mini --world 24` at the default
 # and 777 generation seeds, paired with benchmarks/t3d_paired.py against session 15's rows.
 set -uo pipefail
