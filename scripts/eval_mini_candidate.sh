@@ -19,22 +19,19 @@ mkdir -p "$out"
 base=benchmarks/results/mini_s15_2026-12-06
 s17=benchmarks/results/mini_s17_2026-12-06
 export VIST3A_MINI_ASSETS=$cand
+pair() { python3 benchmarks/t3d_paired.py --pair "$1" "$2" --json "$out/$3"; }  # pair BASE_CSV CAND_CSV JSON_NAME
 if [[ $steps == *teacher* ]] && [ ! -f "$out/t3d_ceiling_world24_teacher_${name}_cpu.json" ]; then
   python3 benchmarks/t3d_ceiling.py --world 24 --teacher --teacher-weights "$cand/anysplat-mini" --out "$work/teacher" \
     --json "$out/t3d_ceiling_world24_teacher_${name}_cpu.json" --device cpu
-  cp "$work/teacher/per_scene.csv" "$out/t3d_ceiling_world24_teacher_${name}_per_scene.csv"
-  python3 benchmarks/t3d_paired.py --pair "$s17/t3d_ceiling_world24_teacher_obj_s17_per_scene.csv" \
-    "$out/t3d_ceiling_world24_teacher_${name}_per_scene.csv" --json "$out/paired_teacher_${name}_vs_teacher_obj_s17.json"
+  csv=$out/t3d_ceiling_world24_teacher_${name}_per_scene.csv; cp "$work/teacher/per_scene.csv" "$csv"
+  pair "$s17/t3d_ceiling_world24_teacher_obj_s17_per_scene.csv" "$csv" "paired_teacher_${name}_vs_teacher_obj_s17.json"
 fi
 if [[ $steps == *ceiling* ]] && [ ! -f "$out/t3d_ceiling_world24_true_latent_${name}_cpu.json" ]; then
   python3 benchmarks/t3d_ceiling.py --world 24 --out "$work/ceiling" --json "$out/t3d_ceiling_world24_true_latent_${name}_cpu.json" --device cpu
-  cp "$work/ceiling/per_scene.csv" "$out/t3d_ceiling_world24_true_latent_${name}_per_scene.csv"
-  python3 benchmarks/t3d_paired.py --pair "$s17/t3d_ceiling_world24_teacher_obj_s17_per_scene.csv" \
-    "$out/t3d_ceiling_world24_true_latent_${name}_per_scene.csv" --json "$out/paired_true_latent_${name}_vs_teacher_obj_s17.json"
-  python3 benchmarks/t3d_paired.py --pair "$s17/t3d_ceiling_world24_true_latent_scratch_per_scene.csv" \
-    "$out/t3d_ceiling_world24_true_latent_${name}_per_scene.csv" --json "$out/paired_true_latent_${name}_vs_scratch.json"
-  python3 benchmarks/t3d_paired.py --pair "$base/t3d_ceiling_world24_true_latent_per_scene.csv" \
-    "$out/t3d_ceiling_world24_true_latent_${name}_per_scene.csv" --json "$out/paired_true_latent_${name}_vs_shipped.json"
+  csv=$out/t3d_ceiling_world24_true_latent_${name}_per_scene.csv; cp "$work/ceiling/per_scene.csv" "$csv"
+  pair "$s17/t3d_ceiling_world24_teacher_obj_s17_per_scene.csv" "$csv" "paired_true_latent_${name}_vs_teacher_obj_s17.json"
+  pair "$s17/t3d_ceiling_world24_true_latent_scratch_per_scene.csv" "$csv" "paired_true_latent_${name}_vs_scratch.json"
+  pair "$base/t3d_ceiling_world24_true_latent_per_scene.csv" "$csv" "paired_true_latent_${name}_vs_shipped.json"
 fi
 for seed in 0 777; do
   [[ $steps == *seed$seed* ]] || continue
@@ -42,8 +39,7 @@ for seed in 0 777; do
   [ -f "$out/t3d_world24_${name}${sfx}.json" ] && continue
   gs=$([ $seed = 0 ] && echo "" || echo "--gen-seed 777")
   vist3a eval text-to-3d --model mini --world 24 $gs --device cpu --no-progress --out "$work/t3d${sfx}"
-  cp "$work/t3d${sfx}/per_scene.csv" "$out/t3d_world24_${name}${sfx}_per_scene.csv"
+  csv=$out/t3d_world24_${name}${sfx}_per_scene.csv; cp "$work/t3d${sfx}/per_scene.csv" "$csv"
   cp "$work/t3d${sfx}/overall.json" "$out/t3d_world24_${name}${sfx}.json"
-  python3 benchmarks/t3d_paired.py --pair "$base/t3d_world24_aligned894${sfx}_per_scene.csv" \
-    "$out/t3d_world24_${name}${sfx}_per_scene.csv" --json "$out/paired_${name}${sfx}_vs_shipped.json"
+  pair "$base/t3d_world24_aligned894${sfx}_per_scene.csv" "$csv" "paired_${name}${sfx}_vs_shipped.json"
 done
