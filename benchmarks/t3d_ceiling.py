@@ -16,6 +16,9 @@ runs the same evaluation (same captions, scene names, views, judge and consisten
   of the judge on these captions.
 - ``generated_frames`` (``--generated``): the judge on 8 evenly spaced frames of the DiT's own decoded video, the
   same generation (caption, seed) as `eval text-to-3d`'s: what the scenes could score if the 3D stage lost nothing.
+- ``generated_teacher`` (``--teacher --generated``): the DiT's decoded video of that generation through
+  anysplat-mini (the two-stage path, pixels in): against `eval text-to-3d`'s 3D scenes it splits what the 3D stage
+  loses on generated latents between the reconstruction network and the stitch.
 
     VIST3A_MINI_ASSETS=DIR python benchmarks/t3d_ceiling.py --world 12 --out runs/ceiling --json OUT.json
     python benchmarks/t3d_ceiling.py --world 24 --teacher --teacher-weights DIR --out runs/teacher --json OUT.json
@@ -34,10 +37,11 @@ class TrueLatentPipeline:
     3D scene of its own clip's VAE latent (no text encoder, no DiT)."""
 
     def __init__(self, pipe: Any, samples: dict[str, Any], device: Any, true_rgb: bool = False, teacher: Any = None,
-                 teacher_views: int = 13) -> None:  # fmt: skip
+                 teacher_views: int = 13, generated: bool = False) -> None:  # fmt: skip
         self.pipe, self.samples, self.device, self.true_rgb, self.teacher = pipe, samples, device, true_rgb, teacher
-        self.teacher_views = teacher_views
-        self.settings, self.name = pipe.settings, "mini:teacher" if teacher is not None else "mini:true-latent"
+        self.teacher_views, self.generated = teacher_views, generated
+        self.settings = pipe.settings
+        self.name = "mini:true-latent" if teacher is None else "mini:generated-teacher" if generated else "mini:teacher"
 
     def __call__(self, prompt: str, seed: int = 0, progress: bool = False, **_: Any) -> Any:
         import torch
@@ -45,6 +49,8 @@ class TrueLatentPipeline:
         from vist3a.pipelines.text_to_3d import TextTo3DResult
 
         clip = self.samples[prompt].render(self.device).rgb  # [T,3,H,W] in [0,1]
+        if self.generated:  # the DiT's decoded video of eval text-to-3d's generation (same caption and seed)
+            clip = generated_frames(self.pipe, prompt, seed).to(self.device)
         timings: dict[str, float] = {}
         if self.teacher is not None:  # pixels straight into the reconstruction network
             from vist3a.stitching.stitched import rgb_branch_input
@@ -73,6 +79,16 @@ class TrueLatentPipeline:
                               timings=timings, camera_guarded=bool(rec.guarded and rec.guarded[0]))  # fmt: skip
 
 
+_GENERATED: dict[tuple[str, int], Any] = {}
+
+
+def generated_frames(mini: Any, prompt: str, seed: int) -> Any:
+    """The mini pipeline's decoded video [T,3,H,W] in [0,1] for (prompt, seed), generated once per run."""
+    if (prompt, seed) not in _GENERATED:
+        _GENERATED[prompt, seed] = mini(prompt, seed=seed, progress=False).frames.cpu()
+    return _GENERATED[prompt, seed]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--world", type=int, default=12, help="the first N captions of the held-out world set")
@@ -84,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--teacher", action="store_true", help="the teacher row instead: true frames through anysplat-mini")
     p.add_argument("--teacher-weights", default="shipped", help="anysplat-mini weights of the teacher row")
     p.add_argument("--teacher-views", type=int, default=13, help="evenly spaced clip frames the teacher row sees")
-    p.add_argument("--generated", action="store_true", help="also the generated_frames row (the DiT's decoded frames)")
+    p.add_argument("--generated", action="store_true", help="also the generated_frames row (the DiT's decoded frames);"
+                   " with --teacher, the teacher row reads those frames instead of the world clip's")
     p.add_argument("--device", default="cpu")
     a = p.parse_args(argv)
     if a.teacher and a.true_rgb:
@@ -115,12 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     rows: dict[str, list[dict[str, float]]] = {"frames": [judge_frames(samples[s.prompt].render().rgb, s) for s in scenes]}
     mini = vist3a.load_pipeline("mini", device=device)
     if a.generated:
-        rows["generated_frames"] = [judge_frames(mini(s.prompt, seed=s.seed, progress=False).frames, s) for s in scenes]
+        rows["generated_frames"] = [judge_frames(generated_frames(mini, s.prompt, s.seed), s) for s in scenes]
     teacher = vist3a.registry.build("anysplat-mini", weights=a.teacher_weights, device=device).eval() if a.teacher else None
-    pipe = TrueLatentPipeline(mini, samples, device, a.true_rgb, teacher, a.teacher_views)
+    pipe = TrueLatentPipeline(mini, samples, device, a.true_rgb, teacher, a.teacher_views, generated=a.teacher and a.generated)
     res = t23d.evaluate(scenes, [judge], a.out, pipe=pipe, device=device, settings={"source": f"world:{seed}",
                         "model": pipe.name}, progress=True)  # fmt: skip
-    rows["teacher" if a.teacher else "true_latent_rgb" if a.true_rgb else "true_latent"] = [{k: float(r[k]) for k in r if k.startswith(("judge_", "consistency"))} for r in res.per_scene]
+    rows[("generated_teacher" if a.generated else "teacher") if a.teacher else "true_latent_rgb" if a.true_rgb else "true_latent"] = [{k: float(r[k]) for k in r if k.startswith(("judge_", "consistency"))} for r in res.per_scene]
 
     def mean(rs: list[dict[str, float]], k: str) -> float:
         vals = [r[k] for r in rs if k in r and r[k] == r[k]]

@@ -25,6 +25,8 @@
 # Neither ships (docs/mini.md, session 19): the fresh decoder reaches the shipped one on true latents, 9 points below
 # its teacher. Untried: a longer object-weighted distillation, e.g. PHASE=1 SKIP_WS=1 SEARCH=1, then
 # PHASE=4 OW=4 STITCH_STEPS=1200 twice on the warm machine (the schedule spans both calls; ~1.6 step/s on the H200).
+# Session 20: PHASE=6 CALL=1 BUDGET=530, then PHASE=6 CALL=2 BUDGET=545 on the warm machine (session 19's decoder
+# continued ~1100 object-weighted steps; the candidate carried in place of the assets).
 # Then on the CPU (scripts/eval_mini_candidate.sh): VIST3A_MINI_ASSETS on the candidate, `vist3a eval text-to-3d --model mini --world 24` at the default
 # and 777 generation seeds, paired with benchmarks/t3d_paired.py against session 15's rows.
 set -uo pipefail
@@ -91,6 +93,19 @@ case ${PHASE:-1} in
     --loss-weight depth_grad=0.05 --object-weight ${OW:-4} --out $R/stitch_ow --resume >> $R/stitch_ow.log 2>&1
   echo "== ow"; last $R/stitch_ow.log
   pack ow $R/stitch_ow/stitched.* $R/stitch_ow.log
+  ;;
+6)  # session 20: session 19's object-weighted decoder (`scratch`, 480 steps) continued over its teacher `obj`, both
+  # carried IN PLACE of the assets as in PHASE=5 ($A/anysplat-mini = obj, $A/stitched-mini = scratch; restore with git
+  # checkout). One schedule of CONT_STEPS spans back-to-back calls on the warm machine (--resume); each call packs.
+  python3 -c "import gsplat" 2>/dev/null && { MAX_JOBS=16 build_gsplat > $R/gsplat.log 2>&1; echo "== gsplat"; last $R/gsplat.log; }
+  # CONT_STEPS=auto: one call's schedule, sized to the time left (~1.5 step/s after ~25 s of loading)
+  [ "${CONT_STEPS:-}" = auto ] && CONT_STEPS=$(python3 -c "print(max(20, int(($B - 60 - ($(date +%s) - $t0)) * 1.5)))")
+  python3 -m vist3a stitch train --video wan-mini --video-weights $A/wan-mini --recon anysplat-mini \
+    --recon-weights $A/anysplat-mini --init-stitched $A/stitched-mini --world 20000 --world-seed 3 --frames 13 \
+    --batch 4 --steps ${CONT_STEPS:-1100} --lr ${LR:-2e-4} --warmup 30 --ckpt-every 50 --minutes $(left 35) \
+    --loss-weight depth_grad=0.05 --object-weight ${OW:-4} --out $R/stitch_cont --resume >> $R/stitch_cont.log 2>&1
+  echo "== cont"; last $R/stitch_cont.log
+  pack cont${CALL:-} $R/stitch_cont/stitched.* $R/stitch_cont.log
   ;;
 esac
 echo "total $(( $(date +%s) - t0 )) s"
