@@ -25,8 +25,9 @@
 # Neither ships (docs/mini.md, session 19): the fresh decoder reaches the shipped one on true latents, 9 points below
 # its teacher. Untried: a longer object-weighted distillation, e.g. PHASE=1 SKIP_WS=1 SEARCH=1, then
 # PHASE=4 OW=4 STITCH_STEPS=1200 twice on the warm machine (the schedule spans both calls; ~1.6 step/s on the H200).
-# Session 20: PHASE=6 CALL=1 BUDGET=530, then PHASE=6 CALL=2 BUDGET=545 on the warm machine (session 19's decoder
-# continued ~1100 object-weighted steps; the candidate carried in place of the assets).
+# Session 20 (H100, 2026-12-07; seven refused calls first): PHASE=6 CALL=1 CONT_STEPS=auto BUDGET=530 (session 19's
+# decoder continued 612 object-weighted steps, lr 2e-4; the candidate carried in place of the assets), then on the
+# warm machine PHASE 7's command (540 more steps, lr 1e-4; run as a plain command, BUDGET=420 here).
 # Then on the CPU (scripts/eval_mini_candidate.sh): VIST3A_MINI_ASSETS on the candidate, `vist3a eval text-to-3d --model mini --world 24` at the default
 # and 777 generation seeds, paired with benchmarks/t3d_paired.py against session 15's rows.
 set -uo pipefail
@@ -106,6 +107,15 @@ case ${PHASE:-1} in
     --loss-weight depth_grad=0.05 --object-weight ${OW:-4} --out $R/stitch_cont --resume >> $R/stitch_cont.log 2>&1
   echo "== cont"; last $R/stitch_cont.log
   pack cont${CALL:-} $R/stitch_cont/stitched.* $R/stitch_cont.log
+  ;;
+7)  # session 20's second call, on the warm machine after PHASE=6: PHASE 6's decoder continued once more, new world
+  # clips (world seed 7), lr 1e-4, its own schedule (540 steps fit the ~6 min the budget left)
+  python3 -m vist3a stitch train --video wan-mini --video-weights $A/wan-mini --recon anysplat-mini \
+    --recon-weights $A/anysplat-mini --init-stitched $R/stitch_cont --world 20000 --world-seed 7 --frames 13 \
+    --batch 4 --steps ${CONT2_STEPS:-540} --lr 1e-4 --warmup 20 --ckpt-every 100 --minutes $(left 45) \
+    --loss-weight depth_grad=0.05 --object-weight ${OW:-4} --out $R/stitch_cont2 --resume >> $R/stitch_cont2.log 2>&1
+  echo "== cont2"; last $R/stitch_cont2.log
+  pack cont2 $R/stitch_cont2/stitched.* $R/stitch_cont2.log
   ;;
 esac
 echo "total $(( $(date +%s) - t0 )) s"
