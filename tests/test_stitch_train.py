@@ -409,3 +409,29 @@ def test_init_stitched_continues_a_trained_decoder_over_a_new_base(tmp_path, cap
     bad = [*argv[: argv.index("--init-stitched") + 1], str(tmp_path / "new"), *argv[argv.index("--init-stitched") + 2:]]
     assert main(bad) == 1
     assert "not a trained stitched decoder" in capsys.readouterr().err
+
+
+def test_stored_latents_go_to_the_student_unencoded(tmp_path, monkeypatch):
+    """A dataset whose items carry ``latents`` (a generated set): the student gets exactly those latents (no VAE
+    encode) while the teacher and the RGB branch get the item's frames; a step of another frame count is one error."""
+    seen, teacher_in = _spy_steps(monkeypatch)
+
+    class Stored(Clips):
+        def __getitem__(self, i: int) -> dict:
+            g = torch.Generator().manual_seed(10 + i)
+            return {**super().__getitem__(i), "latents": torch.randn(16, 2, 8, 8, generator=g)}
+
+    dec, teacher, video = _tiny()
+    monkeypatch.setattr(video, "encode", lambda *a, **k: pytest.fail("a stored latent was encoded again"))
+    cfg = TrainConfig(out=tmp_path / "s", steps=3, frames=(5,), warmup=1, ckpt_every=2, batch=1)
+    res = train_stitched(dec, teacher, video, Stored(), cfg, progress=False)
+    assert res.finished and len(seen) == 3 and all(torch.isfinite(torch.tensor(res.losses)))
+    stored = torch.stack([Stored()[i]["latents"] for i in range(3)])
+    for latent, _, _ in seen:
+        assert latent.shape == (1, 16, 2, 8, 8)
+        assert any(torch.equal(latent[0], z) for z in stored)  # one of the set's latents, untouched
+    assert all(torch.equal(images, frames) for (_, images, _), frames in zip(seen, teacher_in, strict=True))
+    dec, teacher, video = _tiny()
+    with pytest.raises(InputError, match="stored latents have 2 latent frames, a 1-frame step needs 1"):
+        train_stitched(dec, teacher, video, Stored(), TrainConfig(out=tmp_path / "f", steps=1, frames=(1,), warmup=1),
+                       progress=False)  # fmt: skip

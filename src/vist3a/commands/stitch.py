@@ -40,7 +40,7 @@ from vist3a.stitching.search import DEFAULT_RIDGE, LayerSearch, SearchReport
 
 log = logging.getLogger(__name__)
 
-DATASET_KINDS = ("dl3dv", "scannet", "frames")
+DATASET_KINDS = ("dl3dv", "scannet", "frames", "generated")
 
 
 # ------------------------------------------------------------------------------------------------ parser
@@ -55,6 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _register_search(steps)
     _register_train(steps)
     _register_convert(steps)
+    _register_generate_set(steps)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
 
@@ -142,6 +143,7 @@ def make_dataset(
     from vist3a.data import FramesDataset
     from vist3a.data.dl3dv import DL3DVDataset
     from vist3a.data.scannet import ScanNetDataset
+    from vist3a.stitching.generated import GeneratedLatents
 
     parts = []
     for text in specs:
@@ -157,6 +159,8 @@ def make_dataset(
                 protocol=protocol,
                 color_jitter=color_jitter,
             )
+        elif kind == "generated":  # the DiT's latents + their decode (`vist3a stitch generate-set`)
+            ds = GeneratedLatents(root, frames=frames, size=size)
         else:
             ds = FramesDataset(root, num_frames=frames, size=size)
         if len(ds) == 0:
@@ -487,6 +491,48 @@ def _register_convert(steps: argparse._SubParsersAction) -> None:
     p.add_argument("--like", type=Path, help="official -> ours/merged: a trained folder whose stitched.json describes the model")
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=run_convert)
+
+
+def _register_generate_set(steps: argparse._SubParsersAction) -> None:
+    p = steps.add_parser(
+        "generate-set",
+        help="the DiT's latents and their VAE decode for world captions: a set to distil on (--dataset generated:DIR)",
+        description="Generate one clip per procedural-world caption with a text-to-3D pipeline's DiT and VAE (no 3D "
+        "stage) and write its raw latent and decoded frames, so that `stitch train --dataset generated:DIR` distils "
+        "the stitched decoder on the latents generation feeds it (docs/stitching.md). Resumable: clips already "
+        "written are kept.",
+    )
+    p.add_argument("--model", default="mini", help="pipeline name or folder for vist3a.load_pipeline (default mini)")
+    p.add_argument("--world", type=int, required=True, metavar="N", help="captions: the first N of the world set")
+    p.add_argument("--world-seed", type=int, default=3, help="world set of the captions (default 3; held out: 7919)")
+    p.add_argument("--style", default="short", help="caption style of the world's samples (default short)")
+    p.add_argument("--seed", type=int, default=0, help="generation seed of caption i is SEED + i (default 0)")
+    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the pipeline's)")
+    p.add_argument("--out", type=Path, required=True, help="folder of the set")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run_generate_set)
+
+
+def run_generate_set(args: argparse.Namespace) -> int:
+    """``vist3a stitch generate-set``: captions of the world set → the DiT's raw latents + decoded frames."""
+    from vist3a.eval.text_to_3d import world_scenes
+    from vist3a.pipelines import load_pipeline
+    from vist3a.stitching.generated import write_generated_set
+    from vist3a.train import HELD_OUT_SEED
+
+    if args.world_seed == HELD_OUT_SEED:
+        raise InputError(f"--world-seed {HELD_OUT_SEED} is the held-out evaluation set: distil on another one")
+    scenes = world_scenes(args.world, args.world_seed, 0, style=args.style)
+    pipe = load_pipeline(args.model, device=args.device or "auto")
+    if args.steps is not None:
+        if args.steps < 1:
+            raise InputError(f"--steps must be >= 1, got {args.steps}")
+        pipe = pipe.with_settings(steps=args.steps)
+    out = write_generated_set(pipe, [s.prompt for s in scenes], [args.seed + i for i in range(len(scenes))], args.out,
+                              progress=not args.no_progress)  # fmt: skip
+    print(f"wrote {len(scenes)} clips to {out}")
+    return 0
 
 
 def parse_sets(items: Sequence[str]) -> dict[str, Any]:

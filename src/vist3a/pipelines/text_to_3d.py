@@ -318,27 +318,21 @@ class TextTo3DPipeline:
             )  # fmt: skip
         return results[0] if single else results
 
-    def _generate_one(
-        self,
-        prompt: str,
-        text: str,
-        negative_prompt: str,
-        num_frames: int,
-        height: int,
-        width: int,
-        steps: int,
-        guidance_scale: float,
-        flow_shift: float,
-        seed: int,
-        prompt_embeds: Any,
-        negative_embeds: Any,
-        keep_frames: bool,
-        progress: bool,
-    ) -> TextTo3DResult:
+    def video_latents(self, prompt: str, seed: int | None = None, template: str | bool | None = True) -> torch.Tensor:
+        """The DiT's **raw** latent ``[1, C, T', h, w]`` for one prompt at the pipeline's settings: exactly the latent
+        ``self(prompt, seed=seed)`` decodes (its ``latents``), without the VAE decode and the 3D stage."""
+        s = self.settings
+        return self._denoise(s.full_prompt(prompt, template), s.negative_prompt, s.num_frames, s.height, s.width,
+                             s.steps, s.guidance_scale, s.flow_shift, s.seed if seed is None else int(seed), None, None,
+                             False, {})  # fmt: skip
+
+    def _denoise(self, text: str, negative_prompt: str, num_frames: int, height: int, width: int, steps: int,
+                 guidance_scale: float, flow_shift: float, seed: int, prompt_embeds: Any, negative_embeds: Any,
+                 progress: bool, timings: dict[str, float]) -> torch.Tensor:  # fmt: skip
+        """Text encoding and denoising → the raw (de-normalised) latent ``[1, C, T', h, w]``; stage seconds into
+        ``timings``."""
         video = self.video
         dev = self.device
-        timings: dict[str, float] = {}
-
         # 1. text
         t0 = time.perf_counter()
         if prompt_embeds is None:
@@ -358,9 +352,30 @@ class TextTo3DPipeline:
         )  # fmt: skip
         _sync(dev)
         timings["denoising"] = time.perf_counter() - t0
+        return video.denormalize(z)  # the raw latent the VAE decodes
 
-        # 3–4. de-normalise → raw latent → VAE decode → RGB; the stitched decoder on latent + RGB → 3D
-        raw = video.denormalize(z)
+    def _generate_one(
+        self,
+        prompt: str,
+        text: str,
+        negative_prompt: str,
+        num_frames: int,
+        height: int,
+        width: int,
+        steps: int,
+        guidance_scale: float,
+        flow_shift: float,
+        seed: int,
+        prompt_embeds: Any,
+        negative_embeds: Any,
+        keep_frames: bool,
+        progress: bool,
+    ) -> TextTo3DResult:
+        timings: dict[str, float] = {}
+        raw = self._denoise(text, negative_prompt, num_frames, height, width, steps, guidance_scale, flow_shift, seed,
+                            prompt_embeds, negative_embeds, progress, timings)  # fmt: skip
+
+        # 3–4. VAE decode → RGB; the stitched decoder on latent + RGB → 3D
         frames01, rec = self.latents_to_3d(raw, timings)
         log.info(
             "generated %r: %d Gaussians, %d cameras (%s)", prompt[:60], len(rec.gaussians[0]), len(rec.cameras[0]),

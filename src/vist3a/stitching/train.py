@@ -192,7 +192,8 @@ class SeededClips(torch.utils.data.Dataset):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_mix(self.seed, position, 1))
             item = self.dataset[index]
-        return {"images": item["images"], "feedforward_images": item.get("feedforward_images"), "position": position}
+        return {"images": item["images"], "feedforward_images": item.get("feedforward_images"),
+                "latents": item.get("latents"), "position": position}  # fmt: skip
 
 
 def _mix(seed: int, position: int, salt: int) -> int:
@@ -201,9 +202,11 @@ def _mix(seed: int, position: int, salt: int) -> int:
 
 def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     ff = [it["feedforward_images"] for it in items]
+    lat = [it.get("latents") for it in items]
     return {
         "images": torch.stack([it["images"] for it in items]),
         "feedforward_images": None if any(f is None for f in ff) else torch.stack(ff),
+        "latents": None if any(z is None for z in lat) else torch.stack(lat),
         "position": [int(it["position"]) for it in items],
     }
 
@@ -231,6 +234,16 @@ def clip_inputs(
     else:
         rec = rec[:, :frames].float()
     return vae.permute(0, 2, 1, 3, 4) * 2 - 1, rec.clamp(0, 1)
+
+
+def stored_latents(latents: torch.Tensor, frames: int, dev: torch.device) -> torch.Tensor:
+    """A generated set's raw latents ``[B, C, T', h, w]`` (:mod:`vist3a.stitching.generated`) for a step of
+    ``frames`` frames: they were made for their clips' whole length, so the step must use all of it."""
+    want = (frames - 1) // 4 + 1
+    if latents.shape[2] != want:
+        raise InputError(f"stored latents have {latents.shape[2]} latent frames, a {frames}-frame step needs {want} "
+                         "(train a generated set at its own frame count)")  # fmt: skip
+    return latents.to(dev, torch.float32)
 
 
 def decoded_rgb(video: Any, latent: torch.Tensor, recon_size: int) -> torch.Tensor:
@@ -372,7 +385,8 @@ def train_stitched(
                 batch["feedforward_images"] = batch["feedforward_images"].to(dev, non_blocking=True)
             video_in, rec = clip_inputs(batch, frames, recon_size)
             with torch.no_grad():
-                latent = _encode(video, video_in, batch["position"], config, dev)
+                latent = (_encode(video, video_in, batch["position"], config, dev) if batch.get("latents") is None
+                          else stored_latents(batch["latents"], frames, dev))  # fmt: skip
                 student_rgb = decoded_rgb(video, latent, recon_size) if config.student_rgb == "decoded" else rec
             with autocast:
                 target = teacher_targets(teacher, rec)

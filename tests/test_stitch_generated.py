@@ -1,0 +1,83 @@
+"""Generated sets (vist3a.stitching.generated): the DiT's latents + their decode, written, read back, resumed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from vist3a.cli import main as cli_main
+from vist3a.errors import CheckpointError, InputError
+from vist3a.pipelines.loading import tiny_pipeline
+from vist3a.stitching.generated import INDEX, GeneratedLatents, read_index, write_generated_set
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return tiny_pipeline(seed=0).with_settings(steps=2)
+
+
+def test_video_latents_are_the_latents_generation_decodes(pipe):
+    """video_latents(prompt, seed) is the raw latent the full generation returns (same text, noise and sampler)."""
+    raw = pipe.video_latents("a red cube", seed=5)
+    res = pipe("a red cube", seed=5, progress=False)
+    assert raw.shape == (1, *res.latents.shape) == (1, 16, 2, 8, 8)
+    torch.testing.assert_close(raw[0], res.latents, rtol=0, atol=0)
+    assert not torch.equal(pipe.video_latents("a red cube", seed=6), raw)  # the seed is used
+
+
+def test_generated_set_round_trip_resume_and_errors(pipe, tmp_path):
+    """Each stored clip is (the pipeline's latent, its VAE decode as uint8); a rerun keeps written clips and refuses
+    other settings; the reader checks frame count, size, missing keys and corrupt files in one line each."""
+    out = write_generated_set(pipe, ["a red cube", "a blue sphere"], [3, 4], tmp_path / "set", progress=False)
+    ds = GeneratedLatents(out, frames=5, size=64)
+    assert len(ds) == 2 and ds.prompts == ["a red cube", "a blue sphere"]
+    item = ds[1]
+    want = pipe.video_latents("a blue sphere", seed=4)[0]
+    torch.testing.assert_close(item["latents"], want, rtol=2e-3, atol=2e-3)  # stored in fp16
+    with torch.no_grad():
+        dec = ((pipe.video.decode(item["latents"][None])[0].float().permute(1, 0, 2, 3) + 1) / 2).clamp(0, 1)
+    assert item["images"].shape == (5, 3, 64, 64) and item["images"].dtype == torch.float32
+    assert (item["images"] - dec).abs().max() < 0.02  # uint8 rounding + the fp16 latent
+
+    first = out / read_index(out)["clips"][0]["file"]
+    stamp = first.stat().st_mtime_ns
+    (out / read_index(out)["clips"][1]["file"]).unlink()
+    assert len(GeneratedLatents(out)) == 1  # a clip not yet written is not served
+    write_generated_set(pipe, ["a red cube", "a blue sphere"], [3, 4], out, progress=False)
+    assert first.stat().st_mtime_ns == stamp and len(GeneratedLatents(out)) == 2
+    with pytest.raises(InputError, match="generated with other settings"):
+        write_generated_set(pipe.with_settings(steps=3), ["a red cube"], [3], out, progress=False)
+
+    with pytest.raises(InputError, match="have 5 frames, the training asks for 9"):
+        GeneratedLatents(out, frames=9)
+    with pytest.raises(InputError, match="are 64x64, the training asks for 32x32"):
+        GeneratedLatents(out, size=32)
+    with pytest.raises(InputError, match="not a generated set"):
+        GeneratedLatents(tmp_path)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / INDEX).write_text(json.dumps({"format": "other"}))
+    with pytest.raises(CheckpointError, match="not a vist3a-generated-latents-v1 index"):
+        GeneratedLatents(tmp_path / "bad")
+    first.write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match="corrupt clip"):
+        GeneratedLatents(out)[0]
+
+
+def test_cli_generate_set_refuses_the_held_out_world(tmp_path, capsys):
+    assert cli_main(["stitch", "generate-set", "--world", "2", "--world-seed", "7919", "--out", str(tmp_path)]) != 0
+    assert "held-out evaluation set" in capsys.readouterr().err
+
+
+def test_stitch_dataset_kind_generated(pipe, tmp_path):
+    """--dataset generated:DIR builds the set's reader at the training's frames and size (one error otherwise)."""
+    from vist3a.commands.stitch import make_dataset
+
+    out = write_generated_set(pipe, ["a red cube"], [0], tmp_path / "set", progress=False)
+    ds = make_dataset([f"generated:{out}"], 5, 5, 64)
+    assert isinstance(ds, GeneratedLatents) and len(ds) == 1 and set(ds[0]) == {"images", "latents"}
+    with pytest.raises(InputError, match="pass --frames 5"):
+        make_dataset([f"generated:{out}"], 13, 13, 64)
