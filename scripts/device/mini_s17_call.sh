@@ -27,7 +27,9 @@
 # PHASE=4 OW=4 STITCH_STEPS=1200 twice on the warm machine (the schedule spans both calls; ~1.6 step/s on the H200).
 # Session 20 (H100, 2026-12-07; seven refused calls first): PHASE=6 CALL=1 CONT_STEPS=auto BUDGET=530 (session 19's
 # decoder continued 612 object-weighted steps, lr 2e-4; the candidate carried in place of the assets), then on the
-# warm machine PHASE 7's command (540 more steps, lr 1e-4; run as a plain command, BUDGET=420 here).
+# warm machine PHASE 7's command (540 more steps, lr 1e-4; run as a plain command, BUDGET=420 here). Longer
+# distillation gained at most 1.9 ± 2.3 on true latents; the stitch still loses 9 points to obj on the DiT's latents.
+# Next: PHASE=1 SKIP_WS=1 SEARCH=1, then PHASE=8 OW=4 on the warm machine (distillation on generated latents).
 # Then on the CPU (scripts/eval_mini_candidate.sh): VIST3A_MINI_ASSETS on the candidate, `vist3a eval text-to-3d --model mini --world 24` at the default
 # and 777 generation seeds, paired with benchmarks/t3d_paired.py against session 15's rows.
 set -uo pipefail
@@ -116,6 +118,26 @@ case ${PHASE:-1} in
     --loss-weight depth_grad=0.05 --object-weight ${OW:-4} --out $R/stitch_cont2 --resume >> $R/stitch_cont2.log 2>&1
   echo "== cont2"; last $R/stitch_cont2.log
   pack cont2 $R/stitch_cont2/stitched.* $R/stitch_cont2.log
+  ;;
+8)  # (session 20, not yet run) distillation on generated latents: `stitch generate-set` writes the shipped DiT's raw
+  # latents + their VAE decode for GEN_N world captions (seed 3; bounded to GEN_S seconds, resumable), then the
+  # decoder is distilled on them (--dataset generated:DIR): the teacher sees the DiT's decoded frames, the student its
+  # latents. Teacher: obj from PHASE=1 on this machine, else $A/anysplat-mini (a candidate carried in place). Start:
+  # PHASE=1 SEARCH=1's layer search when present (a fresh LoRA), else $A/stitched-mini continued.
+  MAX_JOBS=16 build_gsplat > $R/gsplat.log 2>&1  # ~50 s on a fresh machine, cached on a warm one
+  timeout ${GEN_S:-150} python3 -m vist3a stitch generate-set --world ${GEN_N:-1500} --world-seed 3 --out $R/gen_set \
+    --device cuda --no-progress > $R/gen_set.log 2>&1
+  echo "== gen_set: $(ls $R/gen_set/clip_*.safetensors 2>/dev/null | wc -l) clips"
+  RW=$([ -d $OBJ ] && echo $OBJ || echo $A/anysplat-mini)
+  START=$([ -d $R/search_obj ] && echo "--init $R/search_obj --lora r16,a16,d0.0,f0 --lr 3e-4 --warmup 50" \
+    || echo "--init-stitched $A/stitched-mini --lr 1e-4 --warmup 20")
+  [ "${GEN_STEPS:-auto}" = auto ] && GEN_STEPS=$(python3 -c "print(max(20, int(($B - 60 - ($(date +%s) - $t0)) * 1.5)))")
+  python3 -m vist3a stitch train --video wan-mini --video-weights $A/wan-mini --recon anysplat-mini --recon-weights $RW \
+    $START --dataset generated:$R/gen_set --frames 13 --batch 4 --steps $GEN_STEPS --ckpt-every 100 \
+    --minutes $(left 35) --loss-weight depth_grad=0.05 --object-weight ${OW:-4} --out $R/stitch_gen --resume \
+    >> $R/stitch_gen.log 2>&1
+  echo "== gen"; last $R/stitch_gen.log
+  pack gen $R/stitch_gen/stitched.* $R/stitch_gen.log $R/gen_set.log
   ;;
 esac
 echo "total $(( $(date +%s) - t0 )) s"
