@@ -81,3 +81,17 @@ def test_stitch_dataset_kind_generated(pipe, tmp_path):
     assert isinstance(ds, GeneratedLatents) and len(ds) == 1 and set(ds[0]) == {"images", "latents"}
     with pytest.raises(InputError, match="pass --frames 5"):
         make_dataset([f"generated:{out}"], 13, 13, 64)
+
+
+def test_cli_train_refuses_mixed_or_several_frame_counts_for_a_generated_set(pipe, tmp_path, capsys):
+    """A generated set trains alone and at one frame count: both mistakes are one line, before any model loads."""
+    from vist3a.commands.stitch import make_dataset
+
+    out = write_generated_set(pipe, ["a red cube"], [0], tmp_path / "set", progress=False)
+    (tmp_path / "frames").mkdir()
+    with pytest.raises(InputError, match="cannot be combined with other --dataset sources"):
+        make_dataset([f"generated:{out}", f"frames:{tmp_path / 'frames'}"], 5, 5, 64)
+    argv = ["stitch", "train", "--video", "wan-mini", "--recon", "anysplat-mini", "--dataset", f"generated:{out}",
+            "--frames", "1,5", "--out", str(tmp_path / "run"), "--steps", "1"]  # fmt: skip
+    assert cli_main(argv) == 1
+    assert "trains at the set's own frame count" in capsys.readouterr().err

@@ -145,6 +145,9 @@ def make_dataset(
     from vist3a.data.scannet import ScanNetDataset
     from vist3a.stitching.generated import GeneratedLatents
 
+    kinds = {parse_dataset_arg(text)[0] for text in specs}
+    if "generated" in kinds and len(specs) > 1:  # a batch mixing stored latents with clips to encode has no one latent path
+        raise InputError("--dataset generated:DIR cannot be combined with other --dataset sources")
     parts = []
     for text in specs:
         kind, root = parse_dataset_arg(text)
@@ -706,6 +709,9 @@ def run_train(args: argparse.Namespace) -> int:
     from vist3a.train import distributed
 
     frames = parse_frames(args.frames)
+    if any(d.strip().lower().startswith("generated:") for d in args.dataset or ()) and len(frames) > 1:
+        raise InputError(f"--dataset generated: trains at the set's own frame count; --frames {args.frames} draws "
+                         "several (pass the one the set was made with)")  # fmt: skip
     weights = DistillWeights().with_overrides(args.loss_weight)
     config = TrainConfig(
         out=args.out, steps=args.steps, lr=args.lr, weight_decay=args.weight_decay, warmup=args.warmup,

@@ -44,6 +44,7 @@ from vist3a.stitching.distill import (
     object_pixel_weight,
     teacher_targets,
 )
+from vist3a.stitching.spec import WAN_TIME_FACTOR
 from vist3a.stitching.stitched import StitchedDecoder, rgb_branch_input
 from vist3a.train import distributed
 from vist3a.train.checkpoint import CheckpointManager
@@ -239,7 +240,7 @@ def clip_inputs(
 def stored_latents(latents: torch.Tensor, frames: int, dev: torch.device) -> torch.Tensor:
     """A generated set's raw latents ``[B, C, T', h, w]`` (:mod:`vist3a.stitching.generated`) for a step of
     ``frames`` frames: they were made for their clips' whole length, so the step must use all of it."""
-    want = (frames - 1) // 4 + 1
+    want = (frames - 1) // WAN_TIME_FACTOR + 1
     if latents.shape[2] != want:
         raise InputError(f"stored latents have {latents.shape[2]} latent frames, a {frames}-frame step needs {want} "
                          "(train a generated set at its own frame count)")  # fmt: skip
