@@ -119,21 +119,21 @@ case ${PHASE:-1} in
   echo "== cont2"; last $R/stitch_cont2.log
   pack cont2 $R/stitch_cont2/stitched.* $R/stitch_cont2.log
   ;;
-8)  # (session 20, not yet run) distillation on generated latents: `stitch generate-set` writes the shipped DiT's raw
+8)  # (session 20; dry-run on the CPU with ALLOW_CPU=1 DEV=cpu GEN_N=4 GEN_STEPS=1, not yet on the device) distillation on generated latents: `stitch generate-set` writes the shipped DiT's raw
   # latents + their VAE decode for GEN_N world captions (seed 3; bounded to GEN_S seconds, resumable), then the
   # decoder is distilled on them (--dataset generated:DIR): the teacher sees the DiT's decoded frames, the student its
   # latents. Teacher: obj from PHASE=1 on this machine, else $A/anysplat-mini (a candidate carried in place). Start:
   # PHASE=1 SEARCH=1's layer search when present (a fresh LoRA), else $A/stitched-mini continued.
   MAX_JOBS=16 build_gsplat > $R/gsplat.log 2>&1  # ~50 s on a fresh machine, cached on a warm one
   timeout ${GEN_S:-150} python3 -m vist3a stitch generate-set --world ${GEN_N:-1500} --world-seed 3 --out $R/gen_set \
-    --device cuda --no-progress > $R/gen_set.log 2>&1
+    --device ${DEV:-cuda} --no-progress > $R/gen_set.log 2>&1
   echo "== gen_set: $(ls $R/gen_set/clip_*.safetensors 2>/dev/null | wc -l) clips"
   RW=$([ -d $OBJ ] && echo $OBJ || echo $A/anysplat-mini)
   START=$([ -d $R/search_obj ] && echo "--init $R/search_obj --lora r16,a16,d0.0,f0 --lr 3e-4 --warmup 50" \
     || echo "--init-stitched $A/stitched-mini --lr 1e-4 --warmup 20")
   [ "${GEN_STEPS:-auto}" = auto ] && GEN_STEPS=$(python3 -c "print(max(20, int(($B - 60 - ($(date +%s) - $t0)) * 1.5)))")
   python3 -m vist3a stitch train --video wan-mini --video-weights $A/wan-mini --recon anysplat-mini --recon-weights $RW \
-    $START --dataset generated:$R/gen_set --frames 13 --batch 4 --steps $GEN_STEPS --ckpt-every 100 \
+    $START --dataset generated:$R/gen_set --frames 13 ${DEV:+--device $DEV} --batch 4 --steps $GEN_STEPS --ckpt-every 100 \
     --minutes $(left 35) --loss-weight depth_grad=0.05 --object-weight ${OW:-4} --out $R/stitch_gen --resume \
     >> $R/stitch_gen.log 2>&1
   echo "== gen"; last $R/stitch_gen.log
