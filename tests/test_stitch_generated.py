@@ -70,6 +70,11 @@ def test_generated_set_round_trip_resume_and_errors(pipe, tmp_path):
 def test_cli_generate_set_refuses_the_held_out_world(tmp_path, capsys):
     assert cli_main(["stitch", "generate-set", "--world", "2", "--world-seed", "7919", "--out", str(tmp_path)]) != 0
     assert "held-out evaluation set" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("")
+    assert cli_main(["stitch", "generate-set", "--world", "1", "--out", str(tmp_path / "afile")]) != 0
+    assert "is a file; the set is a folder" in capsys.readouterr().err
+    assert cli_main(["stitch", "generate-set", "--world", "1", "--steps", "0", "--out", str(tmp_path / "s")]) != 0
+    assert "--steps must be >= 1, got 0" in capsys.readouterr().err
 
 
 def test_stitch_dataset_kind_generated(pipe, tmp_path):
@@ -95,3 +100,19 @@ def test_cli_train_refuses_mixed_or_several_frame_counts_for_a_generated_set(pip
             "--frames", "1,5", "--out", str(tmp_path / "run"), "--steps", "1"]  # fmt: skip
     assert cli_main(argv) == 1
     assert "trains at the set's own frame count" in capsys.readouterr().err
+
+
+def test_a_failed_clip_leaves_no_partial_file(pipe, tmp_path, monkeypatch):
+    """A generation that fails mid-set keeps the clips written before it and leaves no temporary file behind."""
+    decode, calls = pipe.video.decode, []
+
+    def failing(latent):  # noqa: ANN001, ANN202
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("out of memory")
+        return decode(latent)
+
+    monkeypatch.setattr(pipe.video, "decode", failing)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        write_generated_set(pipe, ["a red cube", "a blue sphere"], [0, 1], tmp_path / "set", progress=False)
+    assert sorted(p.name for p in (tmp_path / "set").iterdir()) == ["clip_000000.safetensors", INDEX]

@@ -526,11 +526,13 @@ def run_generate_set(args: argparse.Namespace) -> int:
 
     if args.world_seed == HELD_OUT_SEED:
         raise InputError(f"--world-seed {HELD_OUT_SEED} is the held-out evaluation set: distil on another one")
+    if args.steps is not None and args.steps < 1:
+        raise InputError(f"--steps must be >= 1, got {args.steps}")
+    if args.out.exists() and not args.out.is_dir():
+        raise InputError(f"--out {args.out} is a file; the set is a folder")
     scenes = world_scenes(args.world, args.world_seed, 0, style=args.style)
     pipe = load_pipeline(args.model, device=args.device or "auto")
     if args.steps is not None:
-        if args.steps < 1:
-            raise InputError(f"--steps must be >= 1, got {args.steps}")
         pipe = pipe.with_settings(steps=args.steps)
     out = write_generated_set(pipe, [s.prompt for s in scenes], [args.seed + i for i in range(len(scenes))], args.out,
                               progress=not args.no_progress)  # fmt: skip

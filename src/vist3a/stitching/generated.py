@@ -15,7 +15,6 @@ Layout of DIR: ``generated.json`` (format, settings, one entry per clip: prompt,
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,9 @@ def write_generated_set(pipe: Any, prompts: Sequence[str], seeds: Sequence[int],
     from safetensors.torch import save_file
     from tqdm.auto import tqdm
 
+    from vist3a.io_utils import atomic_path
+    from vist3a.pipelines.export import write_json
+
     if len(prompts) != len(seeds):
         raise InputError(f"got {len(seeds)} seeds for {len(prompts)} prompts")
     if not prompts:
@@ -58,7 +60,7 @@ def write_generated_set(pipe: Any, prompts: Sequence[str], seeds: Sequence[int],
         if old["settings"] != settings:
             raise InputError(f"{out} holds a set generated with other settings ({old['settings']}): pick a new --out")
     clips = [{"prompt": p, "seed": int(sd), "file": _clip_name(i)} for i, (p, sd) in enumerate(zip(prompts, seeds, strict=True))]
-    _atomic_json(index_path, {"format": FORMAT, "settings": settings, "clips": clips})
+    write_json(index_path, {"format": FORMAT, "settings": settings, "clips": clips})
     for c in tqdm(clips, desc="generated set", unit="clip", disable=not progress):
         path = out / c["file"]
         if path.is_file():
@@ -67,17 +69,10 @@ def write_generated_set(pipe: Any, prompts: Sequence[str], seeds: Sequence[int],
             raw = pipe.video_latents(c["prompt"], seed=c["seed"])  # [1, C, T', h, w]
             rgb = pipe.video.decode(raw)  # [1, 3, T, H, W] in [-1, 1]
         frames = ((rgb[0].float().permute(1, 0, 2, 3) + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
-        tmp = path.with_name(path.name + ".tmp")
-        save_file({"latent": raw[0].detach().to("cpu", torch.float16).contiguous(), "frames": frames.cpu().contiguous()},
-                  str(tmp))  # fmt: skip
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            save_file({"latent": raw[0].detach().to("cpu", torch.float16).contiguous(),
+                       "frames": frames.cpu().contiguous()}, str(tmp))  # fmt: skip
     return out
-
-
-def _atomic_json(path: Path, doc: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def read_index(root: Path) -> dict[str, Any]:
@@ -107,9 +102,10 @@ class GeneratedLatents(torch.utils.data.Dataset):
                              f"(a generated set trains at its own frame count: pass --frames {st['num_frames']})")  # fmt: skip
         if size is not None and (int(st["height"]), int(st["width"])) != (size, size):
             raise InputError(f"{root}: its clips are {st['height']}x{st['width']}, the training asks for {size}x{size}")
-        self.files = [self.root / c["file"] for c in doc["clips"] if (self.root / c["file"]).is_file()]
-        self.prompts = [c["prompt"] for c in doc["clips"] if (self.root / c["file"]).is_file()]
-        self.skipped = f"{len(doc['clips']) - len(self.files)} of {len(doc['clips'])} clips not written yet"
+        written = [c for c in doc["clips"] if (self.root / c["file"]).is_file()]
+        self.files = [self.root / c["file"] for c in written]
+        self.prompts = [c["prompt"] for c in written]
+        self.skipped = f"{len(doc['clips']) - len(written)} of {len(doc['clips'])} clips not written yet"
 
     def __len__(self) -> int:
         return len(self.files)
