@@ -29,6 +29,28 @@ def test_video_latents_are_the_latents_generation_decodes(pipe):
     assert not torch.equal(pipe.video_latents("a red cube", seed=6), raw)  # the seed is used
 
 
+def test_batched_video_latents_match_each_alone(pipe, tmp_path):
+    """A batch of prompts gives each sample its own seed's latent (as alone, up to float rounding), and a batched
+    generated set stores the same clips as one written one clip at a time."""
+    both = pipe.video_latents(["a red cube", "a blue sphere"], seed=[5, 9])
+    assert both.shape == (2, 16, 2, 8, 8)
+    torch.testing.assert_close(both[0], pipe.video_latents("a red cube", seed=5)[0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(both[1], pipe.video_latents("a blue sphere", seed=9)[0], rtol=1e-4, atol=1e-5)
+    with pytest.raises(InputError, match="2 prompts and 1 seeds"):
+        pipe.video_latents(["a red cube", "a blue sphere"], seed=[5])
+    prompts, seeds = ["a red cube", "a blue sphere", "a green cone"], [3, 4, 5]
+    one = GeneratedLatents(write_generated_set(pipe, prompts, seeds, tmp_path / "one", progress=False))
+    two = GeneratedLatents(write_generated_set(pipe, prompts, seeds, tmp_path / "two", progress=False, batch_size=2))
+    assert two.prompts == prompts
+    for i in range(3):
+        torch.testing.assert_close(two[i]["latents"], one[i]["latents"], rtol=2e-3, atol=2e-3)
+        assert (two[i]["images"] - one[i]["images"]).abs().max() <= 1.5 / 255
+    with pytest.raises(InputError, match="batch_size must be >= 1"):
+        write_generated_set(pipe, prompts, seeds, tmp_path / "bad", progress=False, batch_size=0)
+    with pytest.raises(InputError, match=r"prompt_embeds must be \[1, L, D\]"):
+        pipe("x", prompt_embeds=torch.zeros(2, 4, 8), negative_embeds=torch.zeros(1, 4, 8), progress=False)
+
+
 def test_generated_set_round_trip_resume_and_errors(pipe, tmp_path):
     """Each stored clip is (the pipeline's latent, its VAE decode as uint8); a rerun keeps written clips and refuses
     other settings; the reader checks frame count, size, missing keys and corrupt files in one line each."""
@@ -75,6 +97,8 @@ def test_cli_generate_set_refuses_the_held_out_world(tmp_path, capsys):
     assert "is a file; the set is a folder" in capsys.readouterr().err
     assert cli_main(["stitch", "generate-set", "--world", "1", "--steps", "0", "--out", str(tmp_path / "s")]) != 0
     assert "--steps must be >= 1, got 0" in capsys.readouterr().err
+    assert cli_main(["stitch", "generate-set", "--world", "1", "--batch-size", "0", "--out", str(tmp_path / "s")]) != 0
+    assert "--batch-size must be >= 1, got 0" in capsys.readouterr().err
 
 
 def test_stitch_dataset_kind_generated(pipe, tmp_path):

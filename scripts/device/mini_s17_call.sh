@@ -29,7 +29,8 @@
 # decoder continued 612 object-weighted steps, lr 2e-4; the candidate carried in place of the assets), then on the
 # warm machine PHASE 7's command (540 more steps, lr 1e-4; run as a plain command, BUDGET=420 here). Longer
 # distillation gained at most 1.9 ± 2.3 on true latents; the stitch still loses 9 points to obj on the DiT's latents.
-# Next: PHASE=1 SKIP_WS=1 SEARCH=1, then PHASE=8 OW=4 on the warm machine (distillation on generated latents).
+# Next (session 21): PHASE=1 SKIP_WS=1 GEN=1 BUDGET=530 (obj, then the generated set in the time left), then PHASE=8
+# OW=4 GEN_S=60 BUDGET=545 on the warm machine (the set completed, the shipped decoder distilled on it over obj).
 # Then on the CPU (scripts/eval_mini_candidate.sh): VIST3A_MINI_ASSETS on the candidate, `vist3a eval text-to-3d --model mini --world 24` at the default
 # and 777 generation seeds, paired with benchmarks/t3d_paired.py against session 15's rows.
 set -uo pipefail
@@ -49,6 +50,11 @@ candidate() {  # candidate NAME STITCH_RUN: anysplat-mini (obj) + that stitched 
   local C=$R/cand/$1; mkdir -p $C/stitched-mini
   rm -rf $C/anysplat-mini && cp -r $OBJ $C/anysplat-mini && cp $2/stitched.* $C/stitched-mini/
   pack $1 $C $R/*.log
+}
+gen_set() {  # gen_set SECONDS: PHASE 8's generated set (GEN_N world captions, seed 3), written for at most SECONDS
+  timeout $1 python3 -m vist3a stitch generate-set --world ${GEN_N:-1500} --world-seed 3 --out $R/gen_set \
+    --batch-size ${GEN_BS:-32} --device ${DEV:-cuda} --no-progress >> $R/gen_set.log 2>&1
+  echo "== gen_set: $(ls $R/gen_set/clip_*.safetensors 2>/dev/null | wc -l) clips"
 }
 case ${PHASE:-1} in
 1)
@@ -73,6 +79,8 @@ case ${PHASE:-1} in
   if [ "${SEARCH:-0}" = 1 ] && [ $(( $(date +%s) - t0 )) -lt $((B - 30)) ]; then
     stitch_search obj $OBJ; echo "== search"; last $R/search_obj.log
   fi
+  # GEN=1 (session 21): the time left goes to PHASE 8's generated set instead (resumed there)
+  [ "${GEN:-0}" = 1 ] && [ $(( $(date +%s) - t0 )) -lt $((B - 40)) ] && gen_set $((B - 25 - ($(date +%s) - t0)))
   ;;
 2)
   warm_or_phase1
@@ -125,9 +133,7 @@ case ${PHASE:-1} in
   # latents. Teacher: obj from PHASE=1 on this machine, else $A/anysplat-mini (a candidate carried in place). Start:
   # PHASE=1 SEARCH=1's layer search when present (a fresh LoRA), else $A/stitched-mini continued.
   MAX_JOBS=16 build_gsplat > $R/gsplat.log 2>&1  # ~50 s on a fresh machine, cached on a warm one
-  timeout ${GEN_S:-150} python3 -m vist3a stitch generate-set --world ${GEN_N:-1500} --world-seed 3 --out $R/gen_set \
-    --device ${DEV:-cuda} --no-progress > $R/gen_set.log 2>&1
-  echo "== gen_set: $(ls $R/gen_set/clip_*.safetensors 2>/dev/null | wc -l) clips"
+  gen_set ${GEN_S:-150}
   RW=$([ -d $OBJ ] && echo $OBJ || echo $A/anysplat-mini)
   START=$([ -d $R/search_obj ] && echo "--init $R/search_obj --lora r16,a16,d0.0,f0 --lr 3e-4 --warmup 50" \
     || echo "--init-stitched $A/stitched-mini --lr 1e-4 --warmup 20")

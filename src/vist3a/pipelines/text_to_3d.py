@@ -303,6 +303,9 @@ class TextTo3DPipeline:
         cfg = guidance_scale != 1.0
         if prompt_embeds is not None and len(prompts) != 1:
             raise InputError("prompt_embeds work with one prompt at a time")
+        emb = prompt_embeds.embeds if isinstance(prompt_embeds, TextEmbeddings) else prompt_embeds
+        if emb is not None and (not isinstance(emb, torch.Tensor) or emb.ndim != 3 or emb.shape[0] != 1):
+            raise InputError(f"prompt_embeds must be [1, L, D], got {list(getattr(emb, 'shape', []))}")
         if prompt_embeds is None and self.video.text_encoder is None:
             raise InputError("this pipeline has no text encoder; pass prompt_embeds (and negative_embeds)")
         if cfg and prompt_embeds is not None and negative_embeds is None:
@@ -318,36 +321,51 @@ class TextTo3DPipeline:
             )  # fmt: skip
         return results[0] if single else results
 
-    def video_latents(self, prompt: str, seed: int | None = None, template: str | bool | None = True) -> torch.Tensor:
-        """The DiT's **raw** latent ``[1, C, T', h, w]`` for one prompt at the pipeline's settings: exactly the latent
-        ``self(prompt, seed=seed)`` decodes (its ``latents``), without the VAE decode and the 3D stage."""
-        s = self.settings
-        return self._denoise(s.full_prompt(prompt, template), s.negative_prompt, s.num_frames, s.height, s.width,
-                             s.steps, s.guidance_scale, s.flow_shift, s.seed if seed is None else int(seed), None, None,
-                             False, {})  # fmt: skip
+    def video_latents(self, prompt: str | Sequence[str], seed: int | Sequence[int] | None = None,
+                      template: str | bool | None = True) -> torch.Tensor:  # fmt: skip
+        """The DiT's **raw** latent ``[B, C, T', h, w]`` at the pipeline's settings: for one prompt (B = 1) exactly
+        the latent ``self(prompt, seed=seed)`` decodes (its ``latents``), without the VAE decode and the 3D stage.
 
-    def _denoise(self, text: str, negative_prompt: str, num_frames: int, height: int, width: int, steps: int,
-                 guidance_scale: float, flow_shift: float, seed: int, prompt_embeds: Any, negative_embeds: Any,
+        A list of prompts (with one seed each) is denoised as one batch: each sample gets its own seed's noise, so
+        it is the same latent as alone up to float rounding of the batched DiT."""
+        s = self.settings
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        if seed is None or isinstance(seed, int):
+            seeds = [s.seed if seed is None else int(seed)] * len(prompts)
+        else:
+            seeds = [int(x) for x in seed]
+        if not prompts or len(seeds) != len(prompts):
+            raise InputError(f"video_latents: {len(prompts)} prompts and {len(seeds)} seeds (need one seed each, "
+                             "at least one prompt)")  # fmt: skip
+        return self._denoise([s.full_prompt(p, template) for p in prompts], s.negative_prompt, s.num_frames, s.height,
+                             s.width, s.steps, s.guidance_scale, s.flow_shift, seeds, None, None, False, {})  # fmt: skip
+
+    def _denoise(self, texts: list[str], negative_prompt: str, num_frames: int, height: int, width: int, steps: int,
+                 guidance_scale: float, flow_shift: float, seeds: list[int], prompt_embeds: Any, negative_embeds: Any,
                  progress: bool, timings: dict[str, float]) -> torch.Tensor:  # fmt: skip
-        """Text encoding and denoising → the raw (de-normalised) latent ``[1, C, T', h, w]``; stage seconds into
-        ``timings``."""
+        """Text encoding and denoising → the raw (de-normalised) latent ``[B, C, T', h, w]``, sample i from
+        ``seeds[i]``'s noise; stage seconds into ``timings``."""
         video = self.video
         dev = self.device
         # 1. text
         t0 = time.perf_counter()
         if prompt_embeds is None:
-            cond = self._encode([text])
+            cond = self._encode(texts)
             uncond = self._encode([negative_prompt]) if guidance_scale != 1.0 else None
         else:
             cond, uncond = prompt_embeds, negative_embeds
         _sync(dev)
         timings["text_encoding"] = time.perf_counter() - t0
 
-        # 2. denoising → normalised latent; the noise is drawn on the CPU from the seed (device independent)
+        # 2. denoising → normalised latent; each sample's noise is drawn on the CPU from its seed (device
+        # independent, and the same whether it is denoised alone or in a batch)
         t0 = time.perf_counter()
+        shape = video.latent_shape(1, num_frames, height, width)
+        noise = torch.cat([torch.randn(shape, generator=torch.Generator().manual_seed(int(sd)), dtype=torch.float32)
+                           for sd in seeds])  # fmt: skip
         z = video.sample_latents(
             cond, uncond, num_frames=num_frames, height=height, width=width, steps=steps,
-            guidance_scale=guidance_scale, flow_shift=flow_shift, generator=int(seed),
+            guidance_scale=guidance_scale, flow_shift=flow_shift, latents=noise,
             scheduler=self.settings.scheduler, progress=progress,
         )  # fmt: skip
         _sync(dev)
@@ -372,8 +390,8 @@ class TextTo3DPipeline:
         progress: bool,
     ) -> TextTo3DResult:
         timings: dict[str, float] = {}
-        raw = self._denoise(text, negative_prompt, num_frames, height, width, steps, guidance_scale, flow_shift, seed,
-                            prompt_embeds, negative_embeds, progress, timings)  # fmt: skip
+        raw = self._denoise([text], negative_prompt, num_frames, height, width, steps, guidance_scale, flow_shift,
+                            [seed], prompt_embeds, negative_embeds, progress, timings)  # fmt: skip
 
         # 3–4. VAE decode → RGB; the stitched decoder on latent + RGB → 3D
         frames01, rec = self.latents_to_3d(raw, timings)
