@@ -98,7 +98,7 @@ def test_cli_generate_set_refuses_the_held_out_world(tmp_path, capsys):
     assert cli_main(["stitch", "generate-set", "--world", "1", "--steps", "0", "--out", str(tmp_path / "s")]) != 0
     assert "--steps must be >= 1, got 0" in capsys.readouterr().err
     assert cli_main(["stitch", "generate-set", "--world", "1", "--batch-size", "0", "--out", str(tmp_path / "s")]) != 0
-    assert "--batch-size must be >= 1, got 0" in capsys.readouterr().err
+    assert "--batch-size and --per-caption must be >= 1, got 0 and 1" in capsys.readouterr().err
 
 
 def test_stitch_dataset_kind_generated(pipe, tmp_path):
@@ -110,6 +110,33 @@ def test_stitch_dataset_kind_generated(pipe, tmp_path):
     assert isinstance(ds, GeneratedLatents) and len(ds) == 1 and set(ds[0]) == {"images", "latents"}
     with pytest.raises(InputError, match="pass --frames 5"):
         make_dataset([f"generated:{out}"], 13, 13, 64)
+
+
+def test_cli_generate_set_from_a_text_cache_with_several_clips_per_caption(tmp_path, capsys):
+    """--write-text-cache encodes the set's captions with MiniLM; --text-cache then generates without it, K clips
+    per caption from seeds SEED + j, the same latents as the live encoder's up to the cache's fp16; captions that
+    are not in the cache are one line, before any clip."""
+    from vist3a.eval.text_to_3d import world_scenes
+    from vist3a.pipelines import load_pipeline
+
+    cache, out = tmp_path / "cache.safetensors", tmp_path / "set"
+    base = ["stitch", "generate-set", "--world", "1", "--world-seed", "3", "--device", "cpu", "--no-progress"]
+    assert cli_main([*base, "--out", str(out), "--write-text-cache", str(cache)]) == 0 and cache.is_file()
+    assert not out.exists()  # writing the cache generates nothing
+    assert cli_main([*base, "--out", str(out), "--text-cache", str(cache), "--per-caption", "2", "--seed", "10",
+                     "--steps", "1", "--batch-size", "2"]) == 0  # fmt: skip
+    doc = read_index(out)
+    caption = world_scenes(1, 3, 0, style="short")[0].prompt
+    assert [(c["prompt"], c["seed"]) for c in doc["clips"]] == [(caption, 10), (caption, 11)]
+    live = load_pipeline("mini", device="cpu").with_settings(steps=1).video_latents(caption, seed=11)[0]
+    got = GeneratedLatents(out)[1]["latents"]
+    assert not torch.allclose(GeneratedLatents(out)[0]["latents"], got)  # its own seed
+    torch.testing.assert_close(got, live, rtol=0.02, atol=0.02)
+    assert (got - live).abs().mean() < 2e-3
+    argv = ["stitch", "generate-set", "--world", "2", "--device", "cpu", "--out", str(tmp_path / "s2")]
+    assert cli_main([*argv, "--text-cache", str(cache)]) != 0
+    assert "1 of the set's texts are not in --text-cache" in capsys.readouterr().err
+    assert not (tmp_path / "s2").exists()
 
 
 def test_cli_train_refuses_mixed_or_several_frame_counts_for_a_generated_set(pipe, tmp_path, capsys):

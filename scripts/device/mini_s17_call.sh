@@ -29,8 +29,9 @@
 # decoder continued 612 object-weighted steps, lr 2e-4; the candidate carried in place of the assets), then on the
 # warm machine PHASE 7's command (540 more steps, lr 1e-4; run as a plain command, BUDGET=420 here). Longer
 # distillation gained at most 1.9 ± 2.3 on true latents; the stitch still loses 9 points to obj on the DiT's latents.
-# Next (session 21): PHASE=1 SKIP_WS=1 GEN=1 BUDGET=530 (obj, then the generated set in the time left), then PHASE=8
-# OW=4 GEN_S=60 BUDGET=545 on the warm machine (the set completed, the shipped decoder distilled on it over obj).
+# Session 21 (H100): PHASE=1 SKIP_WS=1 GEN=1 BUDGET=530 trained obj (600 steps in 3:28) but wrote no clip (no MiniLM
+# on the device: hence the text cache below). Then PHASE=8 on a fresh machine, obj carried in place of
+# $A/anysplat-mini, .carry/gen_cache.safetensors.gz carried: GEN_N=450 GEN_K=3 OW=4 BUDGET=530.
 # Then on the CPU (scripts/eval_mini_candidate.sh): VIST3A_MINI_ASSETS on the candidate, `vist3a eval text-to-3d --model mini --world 24` at the default
 # and 777 generation seeds, paired with benchmarks/t3d_paired.py against session 15's rows.
 set -uo pipefail
@@ -52,8 +53,13 @@ candidate() {  # candidate NAME STITCH_RUN: anysplat-mini (obj) + that stitched 
   pack $1 $C $R/*.log
 }
 gen_set() {  # gen_set SECONDS: PHASE 8's generated set (GEN_N world captions, seed 3), written for at most SECONDS
+  # the device lacks MiniLM: the captions' embeddings travel as .carry/gen_cache.safetensors.gz (session 21: `vist3a
+  # stitch generate-set --world 450 --world-seed 3 --out /tmp/x --write-text-cache .carry/gen_cache.safetensors`,
+  # gzip -9: 6.4 MB, what the 64 MiB carry leaves), GEN_K clips per caption
+  [ -f .carry/gen_cache.safetensors.gz ] && gunzip -kf .carry/gen_cache.safetensors.gz
+  local tc=$([ -f .carry/gen_cache.safetensors ] && echo "--text-cache .carry/gen_cache.safetensors")
   timeout $1 python3 -m vist3a stitch generate-set --world ${GEN_N:-1500} --world-seed 3 --out $R/gen_set \
-    --batch-size ${GEN_BS:-32} --device ${DEV:-cuda} --no-progress >> $R/gen_set.log 2>&1
+    --per-caption ${GEN_K:-1} --batch-size ${GEN_BS:-32} --device ${DEV:-cuda} --no-progress $tc >> $R/gen_set.log 2>&1
   echo "== gen_set: $(ls $R/gen_set/clip_*.safetensors 2>/dev/null | wc -l) clips"
 }
 case ${PHASE:-1} in

@@ -509,11 +509,19 @@ def _register_generate_set(steps: argparse._SubParsersAction) -> None:
     p.add_argument("--world", type=int, required=True, metavar="N", help="captions: the first N of the world set")
     p.add_argument("--world-seed", type=int, default=3, help="world set of the captions (default 3; held out: 7919)")
     p.add_argument("--style", default="short", help="caption style of the world's samples (default short)")
-    p.add_argument("--seed", type=int, default=0, help="generation seed of caption i is SEED + i (default 0)")
+    p.add_argument("--per-caption", type=int, default=1, metavar="K",
+                   help="clips per caption, each from its own seed (default 1)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="generation seed of clip j is SEED + j (default 0)")
     p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the pipeline's)")
     p.add_argument("--out", type=Path, required=True, help="folder of the set")
     p.add_argument("--batch-size", type=int, default=1,
                    help="clips denoised and decoded together (default 1; 16-64 on a GPU)")  # fmt: skip
+    p.add_argument("--text-cache", metavar="FILE", type=Path,
+                   help="caption embeddings from FILE (--write-text-cache) instead of the text encoder, which is not "
+                        "loaded (a machine without its weights)")  # fmt: skip
+    p.add_argument("--write-text-cache", metavar="FILE", type=Path,
+                   help="encode the set's captions and the negative prompt with the model's text encoder, write FILE, "
+                        "and exit")  # fmt: skip
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_generate_set)
@@ -530,17 +538,43 @@ def run_generate_set(args: argparse.Namespace) -> int:
         raise InputError(f"--world-seed {HELD_OUT_SEED} is the held-out evaluation set: distil on another one")
     if args.steps is not None and args.steps < 1:
         raise InputError(f"--steps must be >= 1, got {args.steps}")
-    if args.batch_size < 1:
-        raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.batch_size < 1 or args.per_caption < 1:
+        raise InputError(f"--batch-size and --per-caption must be >= 1, got {args.batch_size} and {args.per_caption}")
     if args.out.exists() and not args.out.is_dir():
         raise InputError(f"--out {args.out} is a file; the set is a folder")
+    if args.text_cache and args.write_text_cache:
+        raise InputError("--text-cache reads a cache, --write-text-cache writes one: give one of them")
+    if args.text_cache and not args.text_cache.is_file():  # before any model loads
+        raise InputError(f"--text-cache {args.text_cache}: file not found")
     scenes = world_scenes(args.world, args.world_seed, 0, style=args.style)
-    pipe = load_pipeline(args.model, device=args.device or "auto")
+    prompts = [s.prompt for s in scenes]
+    if args.write_text_cache:
+        from vist3a.models.text_cache import write_text_cache
+        from vist3a.pipelines.loading import load_text_encoder, pipeline_settings
+
+        st = pipeline_settings(args.model)
+        texts = list(dict.fromkeys(st.full_prompt(p, True) for p in prompts))
+        args.write_text_cache.parent.mkdir(parents=True, exist_ok=True)
+        path = write_text_cache(load_text_encoder(args.model, device=args.device or "cpu"), texts,
+                                args.write_text_cache, negative=st.negative_prompt)  # fmt: skip
+        print(f"wrote {len(texts) + 1} caption embeddings to {path}")
+        return 0
+    pipe = load_pipeline(args.model, device=args.device or "auto", text_cache=args.text_cache)
+    if args.text_cache:
+        texts = [pipe.settings.full_prompt(p, True) for p in dict.fromkeys(prompts)]
+        if pipe.settings.guidance_scale != 1.0:
+            texts.append(pipe.settings.negative_prompt)
+        missing = [t for t in texts if not pipe.video.text_encoder.cached(t)]
+        if missing:
+            raise InputError(f"{len(missing)} of the set's texts are not in --text-cache {args.text_cache} (first: "
+                             f"{missing[0][:60]!r}); write it with --write-text-cache and the same --world, "
+                             "--world-seed and --style")  # fmt: skip
     if args.steps is not None:
         pipe = pipe.with_settings(steps=args.steps)
-    out = write_generated_set(pipe, [s.prompt for s in scenes], [args.seed + i for i in range(len(scenes))], args.out,
+    clips = [p for p in prompts for _ in range(args.per_caption)]
+    out = write_generated_set(pipe, clips, [args.seed + j for j in range(len(clips))], args.out,
                               progress=not args.no_progress, batch_size=args.batch_size)  # fmt: skip
-    print(f"wrote {len(scenes)} clips to {out}")
+    print(f"wrote {len(clips)} clips to {out}")
     return 0
 
 
