@@ -71,6 +71,11 @@ def test_generated_set_round_trip_resume_and_errors(pipe, tmp_path):
     assert len(GeneratedLatents(out)) == 1  # a clip not yet written is not served
     write_generated_set(pipe, ["a red cube", "a blue sphere"], [3, 4], out, progress=False)
     assert first.stat().st_mtime_ns == stamp and len(GeneratedLatents(out)) == 2
+    write_generated_set(pipe, ["a red cube", "a blue sphere", "a cone"], [3, 4, 5], out, progress=False)  # extended
+    assert len(GeneratedLatents(out)) == 3 and first.stat().st_mtime_ns == stamp
+    with pytest.raises(InputError, match="clip_000001.safetensors holds 'a blue sphere' seed 4, this run asks for "
+                                         "'a red cube' seed 4"):  # fmt: skip
+        write_generated_set(pipe, ["a red cube", "a red cube"], [3, 4], out, progress=False)
     with pytest.raises(InputError, match="generated with other settings"):
         write_generated_set(pipe.with_settings(steps=3), ["a red cube"], [3], out, progress=False)
 

@@ -59,11 +59,16 @@ def write_generated_set(pipe: Any, prompts: Sequence[str], seeds: Sequence[int],
     settings = {"model": getattr(pipe, "name", type(pipe).__name__), "num_frames": s.num_frames, "height": s.height,
                 "width": s.width, "steps": s.steps, "guidance_scale": s.guidance_scale, "flow_shift": s.flow_shift}  # fmt: skip
     index_path = out / INDEX
+    clips = [{"prompt": p, "seed": int(sd), "file": _clip_name(i)} for i, (p, sd) in enumerate(zip(prompts, seeds, strict=True))]
     if index_path.is_file():
         old = read_index(out)
         if old["settings"] != settings:
             raise InputError(f"{out} holds a set generated with other settings ({old['settings']}): pick a new --out")
-    clips = [{"prompt": p, "seed": int(sd), "file": _clip_name(i)} for i, (p, sd) in enumerate(zip(prompts, seeds, strict=True))]
+        # a clip on disk is kept only if it is the clip asked for (a rerun may extend the list, not reorder it)
+        for was, now in zip(old["clips"], clips):  # noqa: B905 (the new list may be longer or shorter)
+            if (was.get("prompt"), was.get("seed")) != (now["prompt"], now["seed"]) and (out / now["file"]).is_file():
+                raise InputError(f"{out}: {now['file']} holds {was.get('prompt')!r} seed {was.get('seed')}, this run "
+                                 f"asks for {now['prompt']!r} seed {now['seed']}: pick a new --out")  # fmt: skip
     write_json(index_path, {"format": FORMAT, "settings": settings, "clips": clips})
     todo = [c for c in clips if not (out / c["file"]).is_file()]
     bar = tqdm(total=len(clips), initial=len(clips) - len(todo), desc="generated set", unit="clip",
