@@ -65,7 +65,7 @@ def write_generated_set(pipe: Any, prompts: Sequence[str], seeds: Sequence[int],
         if old["settings"] != settings:
             raise InputError(f"{out} holds a set generated with other settings ({old['settings']}): pick a new --out")
         # a clip on disk is kept only if it is the clip asked for (a rerun may extend the list, not reorder it)
-        for was, now in zip(old["clips"], clips):  # noqa: B905 (the new list may be longer or shorter)
+        for was, now in zip(old["clips"], clips, strict=False):  # the new list may be longer or shorter
             if (was.get("prompt"), was.get("seed")) != (now["prompt"], now["seed"]) and (out / now["file"]).is_file():
                 raise InputError(f"{out}: {now['file']} holds {was.get('prompt')!r} seed {was.get('seed')}, this run "
                                  f"asks for {now['prompt']!r} seed {now['seed']}: pick a new --out")  # fmt: skip
