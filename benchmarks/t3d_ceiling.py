@@ -102,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--teacher-views", type=int, default=13, help="evenly spaced clip frames the teacher row sees")
     p.add_argument("--generated", action="store_true", help="also the generated_frames row (the DiT's decoded frames);"
                    " with --teacher, the teacher row reads those frames instead of the world clip's")
+    p.add_argument("--text-cache", default=None, help="the DiT's prompt embeddings from this file (a machine without "
+                   "MiniLM; `vist3a eval text-to-3d --model mini --world N --write-text-cache FILE`)")
     p.add_argument("--device", default="cpu")
     a = p.parse_args(argv)
     if a.teacher and a.true_rgb:
@@ -130,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         return {k: v[0] for k, v in judge(rgb[pick], s.prompt, s.info).items()}
 
     rows: dict[str, list[dict[str, float]]] = {"frames": [judge_frames(samples[s.prompt].render().rgb, s) for s in scenes]}
-    mini = vist3a.load_pipeline("mini", device=device)
+    mini = vist3a.load_pipeline("mini", device=device, text_cache=a.text_cache)
     if a.generated:
         rows["generated_frames"] = [judge_frames(generated_frames(mini, s.prompt, s.seed), s) for s in scenes]
     teacher = vist3a.registry.build("anysplat-mini", weights=a.teacher_weights, device=device).eval() if a.teacher else None

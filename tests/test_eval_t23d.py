@@ -421,3 +421,25 @@ def test_metrics_and_views_on_cuda_match_cpu(clip_dir: Path, small_scene: Path, 
     r = t23d.evaluate(t23d.discover_scenes(small_scene), [gm.CLIPScore(clip_dir, device="cuda")], tmp_path / "o",
                       device="cuda", progress=False)  # fmt: skip
     assert len(r.per_view) == 8 and r.n_cached_views == 0
+
+
+def test_cli_world_eval_from_a_text_cache_without_minilm(tmp_path: Path, capsys, monkeypatch) -> None:  # noqa: ANN001
+    """--write-text-cache encodes the run's captions with MiniLM and exits; --text-cache then evaluates on a machine
+    without MiniLM (VIST3A_MINILM pointing nowhere); captions missing from the cache are one line before any
+    generation."""
+    cache, out = tmp_path / "cache.safetensors", tmp_path / "eval"
+    base = ["eval", "text-to-3d", "--model", "mini", "--seed", "4242", "--device", "cpu", "--no-progress"]
+    assert _cli(*base, "--world", "1", "--out", str(out), "--write-text-cache", str(cache)) == 0
+    assert cache.is_file() and not (out / t23d.OVERALL_JSON).exists()
+    monkeypatch.setenv("VIST3A_MINILM", str(tmp_path / "no_minilm"))
+    assert _cli(*base, "--world", "1", "--out", str(tmp_path / "e1")) == 1  # MiniLM is gone indeed
+    assert "VIST3A_MINILM=" in capsys.readouterr().err
+    assert _cli(*base, "--world", "2", "--out", str(tmp_path / "e2"), "--text-cache", str(cache)) == 1
+    assert "1 of the run's texts are not in --text-cache" in capsys.readouterr().err
+    assert _cli(*base, "--world", "1", "--out", str(out), "--text-cache", str(cache), "--steps", "1",
+                "--render-size", "32") == 0  # fmt: skip
+    data = json.loads((out / t23d.OVERALL_JSON).read_text())
+    assert data["generated"] == 1 and "judge_overall" in data["metrics"]
+    assert _cli(*base, "--world", "1", "--out", str(out), "--text-cache", str(cache), "--write-text-cache",
+                str(cache)) == 1  # fmt: skip
+    assert "give one of them" in capsys.readouterr().err

@@ -140,7 +140,7 @@ def test_cli_generate_set_from_a_text_cache_with_several_clips_per_caption(tmp_p
     assert (got - live).abs().mean() < 2e-3
     argv = ["stitch", "generate-set", "--world", "2", "--device", "cpu", "--out", str(tmp_path / "s2")]
     assert cli_main([*argv, "--text-cache", str(cache)]) != 0
-    assert "1 of the set's texts are not in --text-cache" in capsys.readouterr().err
+    assert "1 of the run's texts are not in --text-cache" in capsys.readouterr().err
     assert not (tmp_path / "s2").exists()
 
 

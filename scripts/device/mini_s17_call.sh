@@ -35,6 +35,10 @@
 # steps; `gen21`: 41.0 in generation, +0.9 ± 4.0 vs shipped, -1.31 dB). Then gen21 carried in place of
 # $A/stitched-mini too: PHASE=8 GEN_N=450 GEN_K=6 GEN_SEED=100000 GEN_DIR=gen_set2 RUN=gen2 (new clips, a new
 # schedule), and on the warm machine PHASE=8 ... GEN_SEED=200000 GEN_DIR=gen_set3 INIT=runs/mini/gen2 RUN=gen3.
+# gen23 ended level with its teacher in generation, but this obj was 3.9 points weaker than session 19's on the
+# DiT's frames (docs/mini.md, session 21). Next: PHASE=1 SKIP_WS=1 TEACHER_EVAL=1 (obj + its measurement on the
+# device; not yet run there: the CPU run of t3d_ceiling.py --text-cache worked), repeated (or with another
+# --set object_weight) until a teacher beats 47.0, then PHASE=8 over it as above.
 # Then on the CPU (scripts/eval_mini_candidate.sh): VIST3A_MINI_ASSETS on the candidate, `vist3a eval text-to-3d --model mini --world 24` at the default
 # and 777 generation seeds, paired with benchmarks/t3d_paired.py against session 15's rows.
 set -uo pipefail
@@ -75,7 +79,19 @@ case ${PHASE:-1} in
     --set w_camera=5 --set w_render=1 --set w_mse=1 --set cache=1 --set object_weight=4 > $R/obj.log 2>&1
   echo "== obj"; last $R/obj.log
   python3 scripts/device/ckpt_weights.py $R/obj $OBJ
-  pack p1 $OBJ $R/*.log  # obj's weights come back first: a later phase may find a fresh machine
+  # TEACHER_EVAL=1 (session 21): obj measured where it now limits, on the DiT's decoded frames of the 24 held-out
+  # captions (t3d_ceiling.py --teacher --generated; 8 min on 2 CPU cores), before anything is distilled over it.
+  # Carry .carry/eval_cache.safetensors.gz (`vist3a eval text-to-3d --model mini --world 24 --out /tmp/x
+  # --write-text-cache .carry/eval_cache.safetensors`, gzip -9): the device has no MiniLM
+  if [ "${TEACHER_EVAL:-0}" = 1 ] && [ -f .carry/eval_cache.safetensors.gz ]; then
+    gunzip -kf .carry/eval_cache.safetensors.gz
+    python3 benchmarks/t3d_ceiling.py --world 24 --teacher --generated --teacher-weights $OBJ --device ${DEV:-cuda} \
+      --text-cache .carry/eval_cache.safetensors --out $R/teacher_eval --json $R/teacher_eval_obj.json \
+      > $R/teacher_eval.log 2>&1
+    echo "== teacher on the DiT's frames"; grep -a "^generated\|^frames" $R/teacher_eval.log | tail -3
+    cp $R/teacher_eval/per_scene.csv $R/teacher_eval_obj_per_scene.csv 2>/dev/null
+  fi
+  pack p1 $OBJ $R/*.log $(ls $R/teacher_eval_obj* 2>/dev/null)  # obj's weights come back first: a later phase may find a fresh machine
   if [ "${SKIP_WS:-0}" != 1 ] && [ "$(left 30)" != 0.5 ]; then
     # WS_STEPS=auto (session 18, one call): as many steps as the time left allows (~1.3 step/s after ~20 s loading),
     # so that the learning-rate schedule ends where the call does

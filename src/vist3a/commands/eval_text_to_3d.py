@@ -53,6 +53,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="prompt template containing {prompt} (default: the pipeline's: the official orbit template; none for mini)")
     p.add_argument("--render-size", type=int, default=None, help="render side of the scored views (default: the cameras')")
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
+    p.add_argument("--text-cache", metavar="FILE",
+                   help="prompt embeddings from FILE (--write-text-cache) instead of the model's text encoder, which "
+                        "is not loaded (a machine without its weights)")  # fmt: skip
+    p.add_argument("--write-text-cache", metavar="FILE",
+                   help="encode the run's prompts (after the template) and the negative prompt with the model's text "
+                        "encoder, write FILE, and exit without evaluating")  # fmt: skip
     w = p.add_argument_group("metric weights (nothing is downloaded unless --allow-download)")
     w.add_argument("--clip-weights", default=None, help="CLIP ViT-B/16 folder or HF id (default openai/clip-vit-base-patch16)")
     w.add_argument("--aesthetic-weights", default=None, help="CLIP ViT-L/14 folder or HF id (default openai/clip-vit-large-patch14)")
@@ -75,13 +81,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=run_compare)
 
 
-def _load_model(name: str, device):  # noqa: ANN001, ANN202 - torch.device -> TextTo3DPipeline
-    from vist3a.pipelines.loading import load_pipeline, tiny_pipeline
+def _load_model(name: str, device, text_cache: str | None = None):  # noqa: ANN001, ANN202 - torch.device -> TextTo3DPipeline
+    from vist3a.pipelines.loading import load_pipeline, tiny_pipeline, use_text_cache
 
     if name == "tiny":
         log.warning("the tiny pipeline has random weights: a smoke test of the evaluation, not a model")
-        return tiny_pipeline(device=device)
-    return load_pipeline(name, device=device)
+        pipe = tiny_pipeline(device=device)
+        if text_cache:
+            use_text_cache(pipe.video, text_cache, device)
+        return pipe
+    return load_pipeline(name, device=device, text_cache=text_cache)
+
+
+def _texts(args: argparse.Namespace, settings, scenes: list) -> list[str]:  # noqa: ANN001 - GenerationSettings
+    """What the text encoder sees in this run: the templated prompts and, with guidance, the negative prompt."""
+    template = True if args.template is None else args.template
+    texts = [settings.full_prompt(s.prompt, template) for s in scenes]
+    cfg = settings.guidance_scale if args.cfg is None else args.cfg
+    return [*texts, settings.negative_prompt] if cfg != 1.0 else texts
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,6 +118,14 @@ def run(args: argparse.Namespace) -> int:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if args.scenes is not None and args.model is not None:
         raise InputError("--scenes evaluates existing scenes; drop --model")
+    if args.text_cache and args.write_text_cache:
+        raise InputError("--text-cache reads a cache, --write-text-cache writes one: give one of them")
+    if (args.text_cache or args.write_text_cache) and args.model is None:
+        raise InputError("--text-cache and --write-text-cache go with --model (the model that generates)")
+    if args.text_cache and not Path(args.text_cache).expanduser().is_file():  # before any model loads
+        raise InputError(f"--text-cache {args.text_cache}: file not found")
+    if args.write_text_cache:
+        return _write_text_cache(args, device)
     # metrics first: a missing weight fails before any generation
     opts = {k: getattr(args, k) for k in ("clip_weights", "aesthetic_weights", "aesthetic_head", "musiq_weights",
                                            "vlm_weights", "dpg_questions", "allow_download")}  # fmt: skip
@@ -126,7 +151,12 @@ def run(args: argparse.Namespace) -> int:
             "to generate them, or --scenes DIR to evaluate existing scene folders"
         )
     if missing:
-        pipe = _load_model(args.model, device)
+        pipe = _load_model(args.model, device, args.text_cache)
+        if args.text_cache:
+            from vist3a.models.text_cache import require_cached
+
+            require_cached(pipe.video.text_encoder, _texts(args, pipe.settings, missing), args.text_cache,
+                           "write it with --write-text-cache and the same prompts, --limit, --template and --cfg")  # fmt: skip
     gen_kwargs = {"steps": args.steps, "num_frames": args.frames, "height": args.height, "width": args.width,
                   "guidance_scale": args.cfg}  # fmt: skip
     if args.template is not None:  # absent: the pipeline's own template (None would mean "no template")
@@ -145,6 +175,28 @@ def run(args: argparse.Namespace) -> int:
         f"= {result.scenes_per_min:.2f} scenes/min; results in {out}"
     )
     return run_compare(argparse.Namespace(dirs=[str(out)], out=None, title=f"text-to-3D: {out.name}"))
+
+
+def _write_text_cache(args: argparse.Namespace, device) -> int:  # noqa: ANN001 - torch.device
+    """``--write-text-cache FILE``: the prompts of --world/--prompts encoded by the model's text encoder alone."""
+    from vist3a.errors import InputError
+    from vist3a.eval import text_to_3d as t23d
+    from vist3a.models.text_cache import write_text_cache
+    from vist3a.pipelines.loading import load_text_encoder, pipeline_settings
+
+    if args.world is None and args.prompts is None:
+        raise InputError("--write-text-cache needs the run's prompts: --world N or --prompts FILE")
+    scenes = (t23d.world_scenes(args.world, args.seed, 0, args.caption_style) if args.world is not None
+              else t23d.prompt_scenes(t23d.read_prompt_file(args.prompts), 0))  # fmt: skip
+    scenes = scenes[: args.limit] if args.limit is not None else scenes
+    settings = pipeline_settings(args.model)
+    texts = _texts(args, settings, scenes)
+    Path(args.write_text_cache).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    te = load_text_encoder(args.model, device=device)
+    negative = texts[-1] if len(texts) > len(scenes) else ""
+    path = write_text_cache(te, texts[: len(scenes)], args.write_text_cache, negative=negative)
+    print(f"wrote {len(dict.fromkeys(texts))} prompt embeddings to {path}")
+    return 0
 
 
 def run_compare(args: argparse.Namespace) -> int:

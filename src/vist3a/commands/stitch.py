@@ -561,14 +561,13 @@ def run_generate_set(args: argparse.Namespace) -> int:
         return 0
     pipe = load_pipeline(args.model, device=args.device or "auto", text_cache=args.text_cache)
     if args.text_cache:
-        texts = [pipe.settings.full_prompt(p, True) for p in dict.fromkeys(prompts)]
+        from vist3a.models.text_cache import require_cached
+
+        texts = [pipe.settings.full_prompt(p, True) for p in prompts]
         if pipe.settings.guidance_scale != 1.0:
             texts.append(pipe.settings.negative_prompt)
-        missing = [t for t in texts if not pipe.video.text_encoder.cached(t)]
-        if missing:
-            raise InputError(f"{len(missing)} of the set's texts are not in --text-cache {args.text_cache} (first: "
-                             f"{missing[0][:60]!r}); write it with --write-text-cache and the same --world, "
-                             "--world-seed and --style")  # fmt: skip
+        require_cached(pipe.video.text_encoder, texts, args.text_cache,
+                       "write it with --write-text-cache and the same --world, --world-seed and --style")  # fmt: skip
     if args.steps is not None:
         pipe = pipe.with_settings(steps=args.steps)
     clips = [p for p in prompts for _ in range(args.per_caption)]

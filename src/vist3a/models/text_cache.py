@@ -52,6 +52,15 @@ def write_text_cache(
     return out
 
 
+def require_cached(encoder: TextEncoder, texts: Sequence[str], cache: str | os.PathLike[str], hint: str) -> None:
+    """One :class:`InputError` before any work when some of ``texts`` are not in ``encoder``'s cache (read from
+    the file ``cache``); ``hint`` says how to write a cache that holds them."""
+    missing = [t for t in dict.fromkeys(texts) if not encoder.cached(t)]
+    if missing:
+        raise InputError(f"{len(missing)} of the run's texts are not in --text-cache {cache} (first: "
+                         f"{missing[0][:60]!r}); {hint}")  # fmt: skip
+
+
 class CachedTextEncoder(TextEncoder):
     """A :class:`~vist3a.models.text.TextEncoder` made of a cache file (:meth:`TextEncoder.save_cache`
     format) and no encoder weights: cached prompts encode as the encoder encoded them, any other raises
