@@ -214,13 +214,12 @@ def _write_text_cache(args: argparse.Namespace, prompts: list[str], device: torc
 
 def _check_text_cache(args: argparse.Namespace, pipe, prompts: list[str]) -> None:
     """Every text the run will encode is in ``--text-cache`` (one error before any generation)."""
+    from vist3a.models.text_cache import require_cached
+
     texts, negative = _texts(args, pipe.settings, prompts)
-    missing = [t for t in [*texts, *([negative] if negative is not None else [])] if not pipe.video.text_encoder.cached(t)]
-    if missing:
-        raise InputError(
-            f"{len(missing)} of the run's texts are not in --text-cache {args.text_cache} (first: {missing[0][:60]!r}); "
-            "write it with --write-text-cache and the same prompts, --template/--no-template, --negative-prompt and --cfg"
-        )
+    require_cached(pipe.video.text_encoder, [*texts, *([negative] if negative is not None else [])], args.text_cache,
+                   "write it with --write-text-cache and the same prompts, --template/--no-template, --negative-prompt "
+                   "and --cfg")  # fmt: skip
 
 
 def _or(value: int | None, default: int | None) -> int | None:
