@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from vist3a.models.text_cache import add_text_cache_args
+
     p = sub.add_parser(
         "text-to-3d",
         help="generate (or reuse) one scene per prompt, render 8 views, score CLIP / aesthetic / imaging / judge ...",
@@ -53,12 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="prompt template containing {prompt} (default: the pipeline's: the official orbit template; none for mini)")
     p.add_argument("--render-size", type=int, default=None, help="render side of the scored views (default: the cameras')")
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
-    p.add_argument("--text-cache", metavar="FILE",
-                   help="prompt embeddings from FILE (--write-text-cache) instead of the model's text encoder, which "
-                        "is not loaded (a machine without its weights)")  # fmt: skip
-    p.add_argument("--write-text-cache", metavar="FILE",
-                   help="encode the run's prompts (after the template) and the negative prompt with the model's text "
-                        "encoder, write FILE, and exit without evaluating")  # fmt: skip
+    add_text_cache_args(p, "the run's prompts", "evaluating")
     w = p.add_argument_group("metric weights (nothing is downloaded unless --allow-download)")
     w.add_argument("--clip-weights", default=None, help="CLIP ViT-B/16 folder or HF id (default openai/clip-vit-base-patch16)")
     w.add_argument("--aesthetic-weights", default=None, help="CLIP ViT-L/14 folder or HF id (default openai/clip-vit-large-patch14)")

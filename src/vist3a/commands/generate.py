@@ -63,6 +63,8 @@ def export_defaults(device: torch.device) -> ExportDefaults:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from vist3a.models.text_cache import add_text_cache_args
+
     p = subparsers.add_parser(
         "generate",
         help="text -> 3D Gaussians (+ cameras and videos)",
@@ -113,12 +115,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-video", action="store_true", help="write no videos (video.mp4, orbit.mp4, decoded.mp4)")
     p.add_argument("--device", default="auto", help="'auto' (CUDA if available), 'cpu', 'cuda', 'cuda:1', ...")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="auto", help="DiT/text encoder dtype (auto: bf16 on CUDA)")
-    p.add_argument("--text-cache", metavar="FILE",
-                   help="prompt embeddings from FILE (written by --write-text-cache) instead of the text encoder, "
-                        "which is not loaded")  # fmt: skip
-    p.add_argument("--write-text-cache", metavar="FILE",
-                   help="encode the prompts (after the template) and the negative prompt with the model's text "
-                        "encoder, write FILE, and exit without generating")  # fmt: skip
+    add_text_cache_args(p, "the prompts", "generating")
     p.add_argument(
         "--low-vram", action="store_true",
         help="text encoder and DiT offloaded to the CPU when idle, VAE tiling (less GPU memory, slower)",

@@ -497,6 +497,8 @@ def _register_convert(steps: argparse._SubParsersAction) -> None:
 
 
 def _register_generate_set(steps: argparse._SubParsersAction) -> None:
+    from vist3a.models.text_cache import add_text_cache_args
+
     p = steps.add_parser(
         "generate-set",
         help="the DiT's latents and their VAE decode for world captions: a set to distil on (--dataset generated:DIR)",
@@ -516,12 +518,7 @@ def _register_generate_set(steps: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="folder of the set")
     p.add_argument("--batch-size", type=int, default=1,
                    help="clips denoised and decoded together (default 1; 16-64 on a GPU)")  # fmt: skip
-    p.add_argument("--text-cache", metavar="FILE", type=Path,
-                   help="caption embeddings from FILE (--write-text-cache) instead of the text encoder, which is not "
-                        "loaded (a machine without its weights)")  # fmt: skip
-    p.add_argument("--write-text-cache", metavar="FILE", type=Path,
-                   help="encode the set's captions and the negative prompt with the model's text encoder, write FILE, "
-                        "and exit")  # fmt: skip
+    add_text_cache_args(p, "the set's captions", "generating")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_generate_set)
@@ -544,7 +541,7 @@ def run_generate_set(args: argparse.Namespace) -> int:
         raise InputError(f"--out {args.out} is a file; the set is a folder")
     if args.text_cache and args.write_text_cache:
         raise InputError("--text-cache reads a cache, --write-text-cache writes one: give one of them")
-    if args.text_cache and not args.text_cache.is_file():  # before any model loads
+    if args.text_cache and not args.text_cache.expanduser().is_file():  # before any model loads
         raise InputError(f"--text-cache {args.text_cache}: file not found")
     scenes = world_scenes(args.world, args.world_seed, 0, style=args.style)
     prompts = [s.prompt for s in scenes]

@@ -52,6 +52,17 @@ def write_text_cache(
     return out
 
 
+def add_text_cache_args(parser: Any, what: str, stop: str) -> None:
+    """The ``--text-cache FILE`` / ``--write-text-cache FILE`` pair of a command whose texts are ``what`` (e.g.
+    "the prompts"); ``stop`` names what writing the cache skips (e.g. "generating")."""
+    parser.add_argument("--text-cache", metavar="FILE", type=Path,
+                        help=f"embeddings of {what} from FILE (written by --write-text-cache) instead of the text "
+                             "encoder, which is not loaded (a machine without its weights)")  # fmt: skip
+    parser.add_argument("--write-text-cache", metavar="FILE", type=Path,
+                        help=f"encode {what} (after the template) and the negative prompt with the model's text "
+                             f"encoder, write FILE, and exit without {stop}")  # fmt: skip
+
+
 def require_cached(encoder: TextEncoder, texts: Sequence[str], cache: str | os.PathLike[str], hint: str) -> None:
     """One :class:`InputError` before any work when some of ``texts`` are not in ``encoder``'s cache (read from
     the file ``cache``); ``hint`` says how to write a cache that holds them."""
