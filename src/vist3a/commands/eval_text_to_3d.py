@@ -78,7 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=run_compare)
 
 
-def _load_model(name: str, device, text_cache: str | None = None):  # noqa: ANN001, ANN202 - torch.device -> TextTo3DPipeline
+def _load_model(name: str, device, text_cache: Path | str | None = None):  # noqa: ANN001, ANN202 - torch.device -> TextTo3DPipeline
     from vist3a.pipelines.loading import load_pipeline, tiny_pipeline, use_text_cache
 
     if name == "tiny":
