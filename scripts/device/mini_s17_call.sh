@@ -91,7 +91,7 @@ case ${PHASE:-1} in
     echo "== teacher on the DiT's frames"; grep -a "^generated\|^frames" $R/teacher_eval.log | tail -3
     cp $R/teacher_eval/per_scene.csv $R/teacher_eval_obj_per_scene.csv 2>/dev/null
   fi
-  pack p1 $OBJ $R/*.log $(ls $R/teacher_eval_obj* 2>/dev/null)  # obj's weights come back first: a later phase may find a fresh machine
+  pack p1 $OBJ $R/*.log $R/teacher_eval_obj.json $R/teacher_eval_obj_per_scene.csv  # obj's weights come back first: a later phase may find a fresh machine
   if [ "${SKIP_WS:-0}" != 1 ] && [ "$(left 30)" != 0.5 ]; then
     # WS_STEPS=auto (session 18, one call): as many steps as the time left allows (~1.3 step/s after ~20 s loading),
     # so that the learning-rate schedule ends where the call does

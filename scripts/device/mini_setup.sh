@@ -17,8 +17,12 @@ command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,memory.total,dr
 build_gsplat() {  # gsplat JIT-compiles its CUDA extension on first use (~100 s on a fresh machine)
   python3 -c 'import gsplat; from gsplat.cuda._backend import _C; assert _C is not None; print("gsplat", gsplat.__version__, "ready")'
 }
-# pack a list of run outputs (folders/files) into $OUT/NAME.tar.gz, split into parts of at most 15 MiB
+# pack a list of run outputs (folders/files) into $OUT/NAME.tar.gz, split into parts of at most 15 MiB; a missing
+# path is named and skipped (tar would otherwise fail and the parts that exist would not come back)
 pack() {
-  local name=$1; shift
-  tar czf "/tmp/$name.tar.gz" "$@" && split -b 15M -d "/tmp/$name.tar.gz" "$OUT/$name.tar.gz.part" && ls -la "$OUT"
+  local name=$1 f; shift
+  local have=()
+  for f in "$@"; do if [ -e "$f" ]; then have+=("$f"); else echo "pack $name: $f missing, left out"; fi; done
+  [ ${#have[@]} -gt 0 ] || { echo "pack $name: nothing to pack"; return 1; }
+  tar czf "/tmp/$name.tar.gz" "${have[@]}" && split -b 15M -d "/tmp/$name.tar.gz" "$OUT/$name.tar.gz.part" && ls -la "$OUT"
 }
