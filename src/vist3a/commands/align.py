@@ -329,7 +329,6 @@ def _write_cache(args: argparse.Namespace, ctx, prompts) -> int:
             raise InputError("--write-text-cache needs the run's prompts: --prompts FILE or --world N")
         texts = _cache_prompts(args, prompts, frames, size)
         if ctx.is_main:
-            Path(args.write_text_cache).expanduser().parent.mkdir(parents=True, exist_ok=True)  # e.g. inside --out
             path = write_text_cache(te, texts, args.write_text_cache)
             print(f"wrote {len(texts) + 1} prompt embeddings to {path}")
     finally:

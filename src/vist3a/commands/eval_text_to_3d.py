@@ -90,12 +90,13 @@ def _load_model(name: str, device, text_cache: Path | str | None = None):  # noq
     return load_pipeline(name, device=device, text_cache=text_cache)
 
 
-def _texts(args: argparse.Namespace, settings, scenes: list) -> list[str]:  # noqa: ANN001 - GenerationSettings
-    """What the text encoder sees in this run: the templated prompts and, with guidance, the negative prompt."""
+def _texts(args: argparse.Namespace, settings, scenes: list) -> tuple[list[str], str | None]:  # noqa: ANN001
+    """What the text encoder sees in this run: the templated prompts, and the negative prompt (None when guidance
+    is off). ``settings``: the model's GenerationSettings."""
     template = True if args.template is None else args.template
     texts = [settings.full_prompt(s.prompt, template) for s in scenes]
     cfg = settings.guidance_scale if args.cfg is None else args.cfg
-    return [*texts, settings.negative_prompt] if cfg != 1.0 else texts
+    return texts, (settings.negative_prompt if cfg != 1.0 else None)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -152,7 +153,9 @@ def run(args: argparse.Namespace) -> int:
         if args.text_cache:
             from vist3a.models.text_cache import require_cached
 
-            require_cached(pipe.video.text_encoder, _texts(args, pipe.settings, missing), args.text_cache,
+            texts, negative = _texts(args, pipe.settings, missing)
+            require_cached(pipe.video.text_encoder, [*texts, *([negative] if negative is not None else [])],
+                           args.text_cache,
                            "write it with --write-text-cache and the same prompts, --limit, --template and --cfg")  # fmt: skip
     gen_kwargs = {"steps": args.steps, "num_frames": args.frames, "height": args.height, "width": args.width,
                   "guidance_scale": args.cfg}  # fmt: skip
@@ -186,13 +189,10 @@ def _write_text_cache(args: argparse.Namespace, device) -> int:  # noqa: ANN001 
     scenes = (t23d.world_scenes(args.world, args.seed, 0, args.caption_style) if args.world is not None
               else t23d.prompt_scenes(t23d.read_prompt_file(args.prompts), 0))  # fmt: skip
     scenes = scenes[: args.limit] if args.limit is not None else scenes
-    settings = pipeline_settings(args.model)
-    texts = _texts(args, settings, scenes)
-    Path(args.write_text_cache).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    texts, negative = _texts(args, pipeline_settings(args.model), scenes)
     te = load_text_encoder(args.model, device=device)
-    negative = texts[-1] if len(texts) > len(scenes) else ""
-    path = write_text_cache(te, texts[: len(scenes)], args.write_text_cache, negative=negative)
-    print(f"wrote {len(dict.fromkeys(texts))} prompt embeddings to {path}")
+    path = write_text_cache(te, texts, args.write_text_cache, negative=negative or "")
+    print(f"wrote {len(dict.fromkeys([*texts, negative or '']))} prompt embeddings to {path}")
     return 0
 
 

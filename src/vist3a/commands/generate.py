@@ -204,7 +204,6 @@ def _write_text_cache(args: argparse.Namespace, prompts: list[str], device: torc
 
     texts, negative = _texts(args, pipeline_settings(args.model), prompts)
     te = load_text_encoder(args.model, device=device, dtype=dtype)
-    Path(args.write_text_cache).expanduser().parent.mkdir(parents=True, exist_ok=True)
     path = write_text_cache(te, texts, args.write_text_cache, negative=negative or "", dtype=None)
     print(f"wrote {len(texts) + 1} prompt embeddings to {path}")
 

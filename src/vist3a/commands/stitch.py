@@ -551,7 +551,6 @@ def run_generate_set(args: argparse.Namespace) -> int:
 
         st = pipeline_settings(args.model)
         texts = list(dict.fromkeys(st.full_prompt(p, True) for p in prompts))
-        args.write_text_cache.parent.mkdir(parents=True, exist_ok=True)
         path = write_text_cache(load_text_encoder(args.model, device=args.device or "cpu"), texts,
                                 args.write_text_cache, negative=st.negative_prompt)  # fmt: skip
         print(f"wrote {len(texts) + 1} caption embeddings to {path}")
@@ -745,7 +744,7 @@ def run_train(args: argparse.Namespace) -> int:
     from vist3a.train import distributed
 
     frames = parse_frames(args.frames)
-    if any(d.strip().lower().startswith("generated:") for d in args.dataset or ()) and len(frames) > 1:
+    if any(parse_dataset_arg(d)[0] == "generated" for d in args.dataset or ()) and len(frames) > 1:
         raise InputError(f"--dataset generated: trains at the set's own frame count; --frames {args.frames} draws "
                          "several (pass the one the set was made with)")  # fmt: skip
     weights = DistillWeights().with_overrides(args.loss_weight)

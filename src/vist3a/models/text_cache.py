@@ -39,8 +39,10 @@ def write_text_cache(
 
     ``dtype``: storage dtype of the embeddings (fp16 by default, as the mini DiT's training cache
     stores them; the DiT casts them to its compute dtype). Returns the path. The file holds only these
-    prompts (the encoder's in-memory cache is cleared first).
+    prompts (the encoder's in-memory cache is cleared first). ``~`` is expanded and the parent folder made.
     """
+    path = Path(path).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
     items = list(dict.fromkeys([*prompts, negative]))
     encoder.clear_cache()
     for i in range(0, len(items), 64):

@@ -293,12 +293,9 @@ class TextTo3DPipeline:
         self.video.latent_shape(1, num_frames, height, width)
         if steps < 1:
             raise InputError(f"steps must be >= 1, got {steps}")
-        if seed is None or isinstance(seed, int):
-            seeds = [s.seed if seed is None else int(seed)] * len(prompts)
-        else:
-            seeds = [int(v) for v in seed]
-            if len(seeds) != len(prompts):
-                raise InputError(f"got {len(seeds)} seeds for {len(prompts)} prompts")
+        seeds = self._seed_list(seed, len(prompts))
+        if len(seeds) != len(prompts):
+            raise InputError(f"got {len(seeds)} seeds for {len(prompts)} prompts")
         full = [s.full_prompt(p, template) for p in prompts]
         cfg = guidance_scale != 1.0
         if prompt_embeds is not None and len(prompts) != 1:
@@ -330,15 +327,18 @@ class TextTo3DPipeline:
         it is the same latent as alone up to float rounding of the batched DiT."""
         s = self.settings
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        if seed is None or isinstance(seed, int):
-            seeds = [s.seed if seed is None else int(seed)] * len(prompts)
-        else:
-            seeds = [int(x) for x in seed]
+        seeds = self._seed_list(seed, len(prompts))
         if not prompts or len(seeds) != len(prompts):
             raise InputError(f"video_latents: {len(prompts)} prompts and {len(seeds)} seeds (need one seed each, "
                              "at least one prompt)")  # fmt: skip
         return self._denoise([s.full_prompt(p, template) for p in prompts], s.negative_prompt, s.num_frames, s.height,
                              s.width, s.steps, s.guidance_scale, s.flow_shift, seeds, None, None, False, {})  # fmt: skip
+
+    def _seed_list(self, seed: int | Sequence[int] | None, n: int) -> list[int]:
+        """One seed for each of ``n`` prompts: None = the settings' seed, an int for all, or a sequence as given."""
+        if seed is None or isinstance(seed, int):
+            return [self.settings.seed if seed is None else int(seed)] * n
+        return [int(v) for v in seed]
 
     def _denoise(self, texts: list[str], negative_prompt: str, num_frames: int, height: int, width: int, steps: int,
                  guidance_scale: float, flow_shift: float, seeds: list[int], prompt_embeds: Any, negative_embeds: Any,
