@@ -69,16 +69,35 @@ gen_set() {  # gen_set SECONDS: PHASE 8's generated set (GEN_N world captions, s
     --seed ${GEN_SEED:-0} --per-caption ${GEN_K:-1} --batch-size ${GEN_BS:-32} --device ${DEV:-cuda} --no-progress $tc >> $R/gen_set.log 2>&1
   echo "== gen_set: $(ls $R/${GEN_DIR:-gen_set}/clip_*.safetensors 2>/dev/null | wc -l) clips"
 }
-case ${PHASE:-1} in
-1)
-  MAX_JOBS=16 build_gsplat > $R/gsplat.log 2>&1; echo "== gsplat"; last $R/gsplat.log
-  secs=$(python3 -c "print(int(min(330, $B - 40 - ($(date +%s) - $t0))))")
+train_obj() {  # obj (session 16's recipe): the shipped anysplat-mini continued 600 steps, object pixels weighted 4x in
+  # the rendering terms (~3:30 on an H100); its weights exported to $OBJ
+  local secs=$(python3 -c "print(int(min(330, $B - 40 - ($(date +%s) - $t0))))")
   OMP_NUM_THREADS=12 timeout $((secs + 60)) python3 -m vist3a world train-mini --stage recon --init shipped \
     --out $R/obj --steps 600 --batch 8 --frames 8 --context 5 --size 224 --lr 1e-4 --warmup 30 --train-scenes 2000 \
     --eval-scenes 16 --eval-every 100000 --ckpt-every 1000 --minutes $(python3 -c "print($secs / 60)") \
     --set w_camera=5 --set w_render=1 --set w_mse=1 --set cache=1 --set object_weight=4 > $R/obj.log 2>&1
   echo "== obj"; last $R/obj.log
   python3 scripts/device/ckpt_weights.py $R/obj $OBJ
+}
+distil() {  # PHASE 8's distillation on the generated set, GEN_STEPS steps (auto: sized to the time left)
+  RW=$([ -d $OBJ ] && echo $OBJ || echo $A/anysplat-mini)
+  # INIT=DIR (session 21): continue that stitched decoder (e.g. an earlier PHASE 8's run on this warm machine)
+  START=$([ -d $R/search_obj ] && [ -z "${INIT:-}" ] && echo "--init $R/search_obj --lora r16,a16,d0.0,f0 --lr 3e-4 --warmup 50" \
+    || echo "--init-stitched ${INIT:-$A/stitched-mini} --lr 1e-4 --warmup 20")
+  # session 21 measured 2.5 step/s on an H100 (~25 s of loading first)
+  [ "${GEN_STEPS:-auto}" = auto ] && GEN_STEPS=$(python3 -c "print(max(20, int(($B - 70 - ($(date +%s) - $t0)) * 2.2)))")
+  local_run=${RUN:-stitch_gen}
+  python3 -m vist3a stitch train --video wan-mini --video-weights $A/wan-mini --recon anysplat-mini --recon-weights $RW \
+    $START --dataset generated:$R/${GEN_DIR:-gen_set} --frames 13 ${DEV:+--device $DEV} --batch 4 --steps $GEN_STEPS \
+    --ckpt-every 100 --minutes $(left 35) --loss-weight depth_grad=0.05 --object-weight ${OW:-4} --out $R/$local_run \
+    --resume >> $R/$local_run.log 2>&1
+  echo "== gen"; last $R/$local_run.log
+  pack ${RUN:-gen} $R/$local_run/stitched.* $R/$local_run.log $R/gen_set.log
+}
+case ${PHASE:-1} in
+1)
+  MAX_JOBS=16 build_gsplat > $R/gsplat.log 2>&1; echo "== gsplat"; last $R/gsplat.log
+  train_obj
   # TEACHER_EVAL=1 (session 21): obj measured where it now limits, on the DiT's decoded frames of the 24 held-out
   # captions (t3d_ceiling.py --teacher --generated; 8 min on 2 CPU cores), before anything is distilled over it.
   # Carry .carry/eval_cache.safetensors.gz (`vist3a eval text-to-3d --model mini --world 24 --out /tmp/x
@@ -160,19 +179,18 @@ case ${PHASE:-1} in
   # PHASE=1 SEARCH=1's layer search when present (a fresh LoRA), else $A/stitched-mini continued.
   MAX_JOBS=16 build_gsplat > $R/gsplat.log 2>&1  # ~50 s on a fresh machine, cached on a warm one
   gen_set ${GEN_S:-150}
-  RW=$([ -d $OBJ ] && echo $OBJ || echo $A/anysplat-mini)
-  # INIT=DIR (session 21): continue that stitched decoder (e.g. an earlier PHASE 8's run on this warm machine)
-  START=$([ -d $R/search_obj ] && [ -z "${INIT:-}" ] && echo "--init $R/search_obj --lora r16,a16,d0.0,f0 --lr 3e-4 --warmup 50" \
-    || echo "--init-stitched ${INIT:-$A/stitched-mini} --lr 1e-4 --warmup 20")
-  # session 21 measured 2.5 step/s on an H100 (~25 s of loading first)
-  [ "${GEN_STEPS:-auto}" = auto ] && GEN_STEPS=$(python3 -c "print(max(20, int(($B - 70 - ($(date +%s) - $t0)) * 2.2)))")
-  local_run=${RUN:-stitch_gen}
-  python3 -m vist3a stitch train --video wan-mini --video-weights $A/wan-mini --recon anysplat-mini --recon-weights $RW \
-    $START --dataset generated:$R/${GEN_DIR:-gen_set} --frames 13 ${DEV:+--device $DEV} --batch 4 --steps $GEN_STEPS \
-    --ckpt-every 100 --minutes $(left 35) --loss-weight depth_grad=0.05 --object-weight ${OW:-4} --out $R/$local_run \
-    --resume >> $R/$local_run.log 2>&1
-  echo "== gen"; last $R/$local_run.log
-  pack ${RUN:-gen} $R/$local_run/stitched.* $R/$local_run.log $R/gen_set.log
+  distil
+  ;;
+9)  # session 22 (few device seconds left after refused starts): obj and its distillation in one call. The generated
+  # set (the shipped DiT's, independent of obj) is written while gsplat compiles; then obj; then PHASE 8's distillation
+  # from the shipped stitched decoder in the time left. A PHASE=8 INIT=runs/mini/stitch_gen RUN=gen2 call on the warm
+  # machine continues it (GEN_STEPS counted there).
+  gen_set ${GEN_S:-120} > $R/gen_set_bg.txt 2>&1 & gen_pid=$!
+  MAX_JOBS=16 build_gsplat > $R/gsplat.log 2>&1; echo "== gsplat"; last $R/gsplat.log
+  wait $gen_pid; cat $R/gen_set_bg.txt
+  train_obj
+  pack p1 $OBJ $R/obj.log
+  distil
   ;;
 esac
 echo "total $(( $(date +%s) - t0 )) s"
