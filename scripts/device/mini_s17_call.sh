@@ -39,6 +39,11 @@
 # DiT's frames (docs/mini.md, session 21). Next: PHASE=1 SKIP_WS=1 TEACHER_EVAL=1 (obj + its measurement on the
 # device; not yet run there: the CPU run of t3d_ceiling.py --text-cache worked), repeated (or with another
 # --set object_weight) until a teacher beats 47.0, then PHASE=8 over it as above.
+# Session 22 (H100): eleven refused starts left 654 s, so PHASE=9 (one call: set + obj + distillation) ran at
+# BUDGET=500. The set (2700 clips) was written while gsplat compiled (76 s), but obj took 4:36 on that machine
+# (2.17 step/s; session 21's 3:28), leaving 35 distillation steps. Plan as before: PHASE=1 SKIP_WS=1 TEACHER_EVAL=1
+# (carry .whl + .carry/eval_cache.safetensors.gz; with the gen cache as well the carry is over 64 MiB), then PHASE=8
+# on the warm machine; PHASE=9 only when a single call is left, and then with a second call to continue it.
 # Then on the CPU (scripts/eval_mini_candidate.sh): VIST3A_MINI_ASSETS on the candidate, `vist3a eval text-to-3d --model mini --world 24` at the default
 # and 777 generation seeds, paired with benchmarks/t3d_paired.py against session 15's rows.
 set -uo pipefail
