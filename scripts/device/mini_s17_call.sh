@@ -110,7 +110,7 @@ case ${PHASE:-1} in
   if [ "${TEACHER_EVAL:-0}" = 1 ] && [ -f .carry/eval_cache.safetensors.gz ]; then
     gunzip -kf .carry/eval_cache.safetensors.gz
     # bounded, so that obj's weights still come back if the measurement runs long
-    timeout $(( B - 35 - ($(date +%s) - t0) )) python3 benchmarks/t3d_ceiling.py --world 24 --teacher --generated --teacher-weights $OBJ --device ${DEV:-cuda} \
+    timeout $(python3 -c "print(max(1, $B - 35 - ($(date +%s) - $t0)))") python3 benchmarks/t3d_ceiling.py --world 24 --teacher --generated --teacher-weights $OBJ --device ${DEV:-cuda} \
       --text-cache .carry/eval_cache.safetensors --out $R/teacher_eval --json $R/teacher_eval_obj.json \
       > $R/teacher_eval.log 2>&1
     echo "== teacher on the DiT's frames"; grep -a "^generated\|^frames" $R/teacher_eval.log | tail -3
