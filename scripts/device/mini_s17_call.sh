@@ -177,7 +177,8 @@ case ${PHASE:-1} in
   echo "== cont2"; last $R/stitch_cont2.log
   pack cont2 $R/stitch_cont2/stitched.* $R/stitch_cont2.log
   ;;
-8)  # (session 20; dry-run on the CPU with ALLOW_CPU=1 DEV=cpu GEN_N=4 GEN_STEPS=1, not yet on the device) distillation on generated latents: `stitch generate-set` writes the shipped DiT's raw
+8)  # (session 20; dry-run on the CPU with ALLOW_CPU=1 DEV=cpu GEN_N=4 GEN_STEPS=1; ran on the device in session 21)
+  # distillation on generated latents: `stitch generate-set` writes the shipped DiT's raw
   # latents + their VAE decode for GEN_N world captions (seed 3; bounded to GEN_S seconds, resumable), then the
   # decoder is distilled on them (--dataset generated:DIR): the teacher sees the DiT's decoded frames, the student its
   # latents. Teacher: obj from PHASE=1 on this machine, else $A/anysplat-mini (a candidate carried in place). Start:
