@@ -1,0 +1,116 @@
+"""Best-of-N generation by multi-view consistency, estimated from `vist3a eval text-to-3d` runs at several seeds.
+
+Each ``--run`` is the ``per_scene.csv`` of one generation seed with one set of models and settings (the same
+captions in every run). For a scene, N candidates are N of these seeds; best-of-N keeps the candidate whose scene
+re-renders its own decoded frames best (the highest ``consistency_psnr``: no caption, no judge). Against it stands
+one candidate drawn at random, i.e. the mean over the N. Every N-subset of the runs is scored and averaged, so
+the estimate uses all seeds alike:
+
+    selected − random  (judge overall points, and dB)  per caption, then mean ± standard error over captions
+    oracle − random    the most that any selector could gain from the same N candidates (best judge)
+
+    python benchmarks/t3d_best_of_n.py --run s0/per_scene.csv --run s777/per_scene.csv ... [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from t3d_paired import objects_in, read_scores  # noqa: E402
+
+
+def by_prompt(path: Path) -> dict[str, tuple[float, float]]:
+    """``{prompt: (overall judge, consistency dB)}`` of one run (scene folders differ between seeds, captions not)."""
+    out: dict[str, tuple[float, float]] = {}
+    for row in read_scores(path).values():
+        if row["prompt"] in out:
+            raise SystemExit(f"{path}: caption {row['prompt']!r} appears twice")
+        out[row["prompt"]] = (row["overall"], row["consistency"])
+    return out
+
+
+def mean_se(values: list[float]) -> tuple[float, float]:
+    n = len(values)
+    mean = sum(values) / n
+    var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else float("nan")
+    return mean, math.sqrt(var / n) if n > 1 else float("nan")
+
+
+def pick(cands: list[tuple[float, float]]) -> tuple[float, float]:
+    """The candidate with the highest consistency (the first of equals: deterministic)."""
+    return max(cands, key=lambda c: c[1])
+
+
+def best_of_n(runs: list[dict[str, tuple[float, float]]], n: int, prompts: list[str]) -> dict[str, Any]:
+    """Per caption, averaged over all n-subsets of the runs: selected, random (mean) and oracle judge and dB."""
+    subsets = list(itertools.combinations(range(len(runs)), n))
+    rows = []
+    for p in prompts:
+        sel_j = sel_c = rnd_j = rnd_c = orc = 0.0
+        for sub in subsets:
+            cands = [runs[i][p] for i in sub]
+            j, c = pick(cands)
+            sel_j += j
+            sel_c += c
+            rnd_j += sum(x[0] for x in cands) / n
+            rnd_c += sum(x[1] for x in cands) / n
+            orc += max(x[0] for x in cands)
+        k = len(subsets)
+        rows.append({"prompt": p, "objects": objects_in(p), "selected": sel_j / k, "random": rnd_j / k,
+                     "oracle": orc / k, "selected_db": sel_c / k, "random_db": rnd_c / k})  # fmt: skip
+    out: dict[str, Any] = {"n": n, "subsets": len(subsets)}
+    for group, keep in (("all", lambda r: True), ("one", lambda r: r["objects"] == 1),
+                        ("several", lambda r: r["objects"] > 1)):  # fmt: skip
+        g = [r for r in rows if keep(r)]
+        if not g:
+            continue
+        gain, gain_se = mean_se([r["selected"] - r["random"] for r in g])
+        db, db_se = mean_se([r["selected_db"] - r["random_db"] for r in g])
+        orc, orc_se = mean_se([r["oracle"] - r["random"] for r in g])
+        out[group] = {"captions": len(g), "selected": sum(r["selected"] for r in g) / len(g),
+                      "random": sum(r["random"] for r in g) / len(g), "gain": gain, "gain_se": gain_se,
+                      "gain_db": db, "gain_db_se": db_se, "oracle_gain": orc, "oracle_gain_se": orc_se}  # fmt: skip
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", type=Path, action="append", required=True, help="per_scene.csv of one seed (2 or more)")
+    ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = ap.parse_args(argv)
+    if len(args.run) < 2:
+        raise SystemExit("give at least two --run files (one per generation seed)")
+    runs = [by_prompt(p) for p in args.run]
+    prompts = sorted(runs[0])
+    for path, r in zip(args.run[1:], runs[1:], strict=True):
+        if sorted(r) != prompts:
+            raise SystemExit(f"{path}: not the same captions as {args.run[0]}")
+    for path, r in zip(args.run, runs, strict=True):
+        bad = [p for p, (_, c) in r.items() if not math.isfinite(c)]
+        if bad:
+            raise SystemExit(f"{path}: no consistency for {len(bad)} scene(s), e.g. {bad[0]!r}")
+    results = [best_of_n(runs, n, prompts) for n in range(1, len(runs) + 1)]
+    print(f"{len(prompts)} captions, {len(runs)} seeds")
+    print("N  selected  random  gain (judge)    gain (dB)       oracle gain   | several-object gain")
+    for r in results:
+        a, s = r["all"], r.get("several")
+        sev = f"{s['gain']:+.1f} ± {s['gain_se']:.1f}" if s else "-"
+        print(f"{r['n']}  {a['selected']:8.1f}  {a['random']:6.1f}  {a['gain']:+5.1f} ± {a['gain_se']:.1f}    "
+              f"{a['gain_db']:+.2f} ± {a['gain_db_se']:.2f}   {a['oracle_gain']:+5.1f} ± {a['oracle_gain_se']:.1f}  | {sev}")  # fmt: skip
+    if args.json:
+        tmp = args.json.with_suffix(args.json.suffix + ".tmp")
+        tmp.write_text(json.dumps({"runs": [str(p) for p in args.run], "best_of_n": results}, indent=1) + "\n")
+        tmp.replace(args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
