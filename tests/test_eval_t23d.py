@@ -312,6 +312,7 @@ def test_cli_orbit_views_and_errors(clip_dir: Path, small_scene: Path, tmp_path:
     assert main(["eval", "text-to-3d", "--prompts", str(tmp_path / "none.txt"), "--model", "mini",
                  "--metrics", "judge", "--out", str(out)]) == 1  # fmt: skip
     assert main(["eval", "text-to-3d", "--world", "1", "--metrics", "judge", "--out", str(out)]) == 1  # no --model
+    assert main(["eval", "text-to-3d", "--world", "1", "--model", "mini", "--candidates", "0", "--out", str(out)]) == 1
     assert main(["eval", "compare", str(tmp_path / "nothing")]) == 1
 
 
@@ -380,6 +381,23 @@ def test_cli_generates_with_tiny_pipeline(clip_dir: Path, tmp_path: Path) -> Non
                 "--device", "cpu") == 0  # fmt: skip
     data = json.loads((out / t23d.OVERALL_JSON).read_text())
     assert data["generated"] == 0 and data["reused"] == 2 and data["cached_views"] == 2
+
+
+def test_cli_candidates_keep_the_most_consistent_scene(clip_dir: Path, tmp_path: Path) -> None:
+    """--candidates 2: each scene folder records both candidates, and its consistency.json is the kept one's,
+    the higher of the two."""
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a red cube\n")
+    out = tmp_path / "best"
+    assert _cli("eval", "text-to-3d", "--model", "tiny", "--prompts", str(prompts), "--metrics", "clip",
+                "--clip-weights", str(clip_dir), "--out", str(out), "--render-size", "16", "--no-progress",
+                "--device", "cpu", "--candidates", "2") == 0  # fmt: skip
+    (folder,) = sorted((out / t23d.SCENES_DIR).iterdir())
+    st = json.loads((folder / "settings.json").read_text())
+    assert st["candidates"] == 2 and len(st["candidate_seeds"]) == 2
+    kept = json.loads((folder / t23d.CONSISTENCY_JSON).read_text())["psnr"]
+    assert sum(kept) / len(kept) == pytest.approx(max(st["candidate_psnr"]), abs=1e-3)
+    assert st["seed"] == st["candidate_seeds"][st["candidate_psnr"].index(max(st["candidate_psnr"]))]
 
 
 def test_cli_template_reaches_the_pipeline(clip_dir: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001

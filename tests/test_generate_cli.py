@@ -88,6 +88,27 @@ def test_generate_errors_are_one_line(tiny_dir, tmp_path, capsys):
     code = main(["generate", "a cube", "--model", str(tiny_dir), "--out", str(tmp_path), "--camera-guard", "-5"])
     err = capsys.readouterr().err.strip()
     assert code == 1 and "--camera-guard must be >= 0" in err and len(err.splitlines()) == 1
+    code = main(["generate", "a cube", "--model", str(tiny_dir), "--out", str(tmp_path), "--candidates", "0"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and "--candidates must be >= 1" in err and len(err.splitlines()) == 1
+
+
+def test_generate_candidates_flag(tiny_dir, tmp_path):
+    """--candidates 2: the kept scene is the plain run of the seed with the higher consistency, and settings.json
+    lists both candidates' seeds and scores."""
+    assert main(["generate", "a red cube", "--model", str(tiny_dir), "--out", str(tmp_path / "best"), "--device",
+                 "cpu", "--steps", "1", "--no-video", "--candidates", "2", "--seed", "5"]) == 0  # fmt: skip
+    (f,) = _folders(tmp_path / "best")
+    s = json.loads((f / "settings.json").read_text())
+    cands = s["candidates"]
+    assert cands["seeds"][0] == 5 and len(cands["seeds"]) == 2 and len(cands["consistency_psnr"]) == 2
+    kept = cands["seeds"][max(range(2), key=lambda k: cands["consistency_psnr"][k])]
+    assert s["seed"] == kept
+    assert main(["generate", "a red cube", "--model", str(tiny_dir), "--out", str(tmp_path / "plain"), "--device",
+                 "cpu", "--steps", "1", "--no-video", "--seed", str(kept)]) == 0  # fmt: skip
+    (g,) = _folders(tmp_path / "plain")
+    assert json.loads((g / "settings.json").read_text())["candidates"] is None
+    torch.testing.assert_close(Cameras.load_json(f / "cameras.json").c2w, Cameras.load_json(g / "cameras.json").c2w)
 
 
 def test_generate_camera_guard_flag(tiny_dir, tmp_path):

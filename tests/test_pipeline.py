@@ -230,3 +230,29 @@ def test_mini_pipeline_from_a_text_cache_loads_no_minilm(tmp_path, monkeypatch):
     other = write_text_cache(small, ["a red cube"], tmp_path / "o.safetensors", dtype=None)
     with pytest.raises(CheckpointError, match=f"embeddings of size {small.hidden_size}, the DiT expects 384"):
         load_pipeline("mini", device="cpu", text_cache=other)
+
+
+def test_best_of_n_keeps_the_most_consistent_candidate(pipe):
+    """candidates=3: the scenes of seeds s, s + stride, s + 2·stride, each scored by multi-view consistency
+    (recomputed here from plain calls), and the best one returned as that seed's plain call."""
+    from vist3a.eval.consistency import multiview_consistency
+    from vist3a.pipelines.text_to_3d import CANDIDATE_SEED_STRIDE
+
+    res = pipe("a green cone", seed=3, candidates=3, keep_frames=False)
+    seeds = [3 + k * CANDIDATE_SEED_STRIDE for k in range(3)]
+    assert res.candidate_seeds == seeds and res.frames is None
+    plain = [pipe("a green cone", seed=sd) for sd in seeds]
+    want = [sum(m["psnr"]) / len(m["psnr"]) for m in
+            (multiview_consistency(p.gaussians, p.cameras, p.frames) for p in plain)]  # fmt: skip
+    assert res.candidate_psnr == pytest.approx(want, abs=1e-3)
+    assert len(set(round(w, 3) for w in want)) == 3  # distinct scores: the choice below is not a tie
+    best = max(range(3), key=lambda k: want[k])
+    assert res.seed == seeds[best]
+    torch.testing.assert_close(res.latents, plain[best].latents)
+    torch.testing.assert_close(res.gaussians.means, plain[best].gaussians.means)
+    assert "selection" in res.timings
+    one = pipe("a green cone", seed=3, candidates=1, keep_frames=False)
+    assert one.candidate_seeds == [] and one.candidate_psnr == [] and one.seed == 3
+    torch.testing.assert_close(one.latents, plain[0].latents)
+    with pytest.raises(InputError, match="candidates must be >= 1"):
+        pipe("a green cone", candidates=0)

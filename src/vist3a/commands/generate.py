@@ -90,6 +90,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--height", type=int, default=None, help="video height, a multiple of 16 (official 512)")
     p.add_argument("--width", type=int, default=None, help="video width, a multiple of 16 (official 512)")
     p.add_argument("--flow-shift", type=float, default=None, help="scheduler flow shift (official 5.0)")
+    p.add_argument("--candidates", type=int, default=None, metavar="N",
+                   help="generate N scenes per prompt and keep the most 3D-consistent one (renders at the predicted "
+                   "cameras against the decoded frames; N times the time; default 1)")  # fmt: skip
     p.add_argument("--no-template", action="store_true", help="use the prompts as they are (no orbit template)")
     p.add_argument("--template", default=None, help="a custom prompt template containing {prompt}")
     p.add_argument("--negative-prompt", default=None, help="negative prompt (default: the official one)")
@@ -156,6 +159,8 @@ def check_camera_guard(value: float | None) -> None:
 
 
 def _check_args(args: argparse.Namespace) -> None:
+    if args.candidates is not None and args.candidates < 1:
+        raise InputError(f"--candidates must be >= 1, got {args.candidates}")
     if args.frames is not None and (args.frames < 1 or (args.frames - 1) % 4):
         raise InputError(f"--frames {args.frames}: the Wan VAE needs 1+4k frames (e.g. 9, 13, 17)")
     for name in ("steps", "height", "width", "render_size"):
@@ -295,7 +300,7 @@ def run(args: argparse.Namespace) -> int:
             res = pipe(
                 prompt, negative_prompt=args.negative_prompt, num_frames=args.frames, height=args.height,
                 width=args.width, steps=args.steps, guidance_scale=args.cfg, flow_shift=args.flow_shift, seed=seed_i,
-                template=template, progress=True,
+                template=template, progress=True, candidates=args.candidates,
             )  # fmt: skip
             folder = claim_folder(out_root, prompt_folder_name(prompt, seed_i, occ[idx]))
             t0 = time.perf_counter()
@@ -333,6 +338,8 @@ def run(args: argparse.Namespace) -> int:
                 "template": bool(template),
                 "camera_guard_deg": s.camera_guard_deg,
                 "camera_guarded": res.camera_guarded,
+                "candidates": {"seeds": res.candidate_seeds, "consistency_psnr": res.candidate_psnr}
+                if res.candidate_seeds else None,
                 "device": str(device),
                 "dtype": args.dtype,
                 "low_vram": bool(args.low_vram),

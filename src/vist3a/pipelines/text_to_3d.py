@@ -49,6 +49,9 @@ OFFICIAL_NEGATIVE_PROMPT = (
 )
 #: The seed the official inference fixes.
 OFFICIAL_SEED = 12413
+#: Candidate k of a best-of-N generation starts from seed + k·stride: far from the seed + 1, + 2, ... that
+#: `vist3a generate` gives a repeated prompt, so candidates of neighbouring samples do not coincide.
+CANDIDATE_SEED_STRIDE = 100_003
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,8 @@ class GenerationSettings:
         voxelize: AnySplat voxel fusion of the pixel-aligned Gaussians (None = the network's config).
         camera_guard_deg: a scene whose predicted cameras turn more than this between neighbouring frames is
             placed from its first camera, with a warning (``vist3a.models.camera_guard``); None = off (official).
+        candidates: scenes generated per prompt, of which the most 3D-consistent one is kept (best-of-N by
+            :func:`vist3a.eval.consistency.multiview_consistency`, no caption involved; 1 = official).
     """
 
     num_frames: int = 13
@@ -82,6 +87,7 @@ class GenerationSettings:
     negative_prompt: str = OFFICIAL_NEGATIVE_PROMPT
     voxelize: bool | None = None
     camera_guard_deg: float | None = None
+    candidates: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -115,6 +121,8 @@ class TextTo3DResult:
         seed: the seed of the initial noise.
         timings: seconds per stage: ``text_encoding``, ``denoising``, ``vae_decode``, ``stitched_decode``.
         camera_guarded: the camera guard replaced the predicted cameras by the first one (``settings.camera_guard_deg``).
+        candidate_seeds, candidate_psnr: with ``candidates > 1``, each candidate's seed and multi-view
+            consistency (dB); ``seed`` is the kept one's.
     """
 
     prompt: str
@@ -127,6 +135,8 @@ class TextTo3DResult:
     seed: int
     timings: dict[str, float] = field(default_factory=dict)
     camera_guarded: bool = False
+    candidate_seeds: list[int] = field(default_factory=list)
+    candidate_psnr: list[float] = field(default_factory=list)
 
 
 def apply_template(prompt: str, template: str | bool | None) -> str:
@@ -259,6 +269,7 @@ class TextTo3DPipeline:
         negative_embeds: torch.Tensor | TextEmbeddings | None = None,
         keep_frames: bool = True,
         progress: bool = True,
+        candidates: int | None = None,
     ) -> TextTo3DResult | list[TextTo3DResult]:
         """Generate one scene per prompt.
 
@@ -273,6 +284,8 @@ class TextTo3DPipeline:
             prompt_embeds, negative_embeds: precomputed text embeddings ``[1, L, D]`` instead of a
                 text encoder (then ``prompt`` only names the result).
             keep_frames: keep the decoded video in the result.
+            candidates: scenes generated per prompt (seeds ``seed + k·CANDIDATE_SEED_STRIDE``), of which the
+                one with the highest multi-view consistency is returned (default the settings', 1).
 
         Returns:
             a :class:`TextTo3DResult` for a string prompt, a list of them for a list.
@@ -293,6 +306,9 @@ class TextTo3DPipeline:
         self.video.latent_shape(1, num_frames, height, width)
         if steps < 1:
             raise InputError(f"steps must be >= 1, got {steps}")
+        candidates = s.candidates if candidates is None else int(candidates)
+        if candidates < 1:
+            raise InputError(f"candidates must be >= 1, got {candidates}")
         seeds = self._seed_list(seed, len(prompts))
         if len(seeds) != len(prompts):
             raise InputError(f"got {len(seeds)} seeds for {len(prompts)} prompts")
@@ -313,7 +329,7 @@ class TextTo3DPipeline:
             results.append(
                 self._generate_one(
                     p, text, negative_prompt, num_frames, height, width, steps, guidance_scale, flow_shift, sd,
-                    prompt_embeds, negative_embeds, keep_frames, progress,
+                    prompt_embeds, negative_embeds, keep_frames, progress, candidates,
                 )
             )  # fmt: skip
         return results[0] if single else results
@@ -388,13 +404,33 @@ class TextTo3DPipeline:
         negative_embeds: Any,
         keep_frames: bool,
         progress: bool,
+        candidates: int = 1,
     ) -> TextTo3DResult:
         timings: dict[str, float] = {}
-        raw = self._denoise([text], negative_prompt, num_frames, height, width, steps, guidance_scale, flow_shift,
-                            [seed], prompt_embeds, negative_embeds, progress, timings)  # fmt: skip
+        seeds = [seed + k * CANDIDATE_SEED_STRIDE for k in range(candidates)]
+        scores: list[float] = []
+        best = None
+        for k, sd in enumerate(seeds):
+            # one candidate at a time: candidate 0 is exactly the plain call, and memory stays one scene's
+            step: dict[str, float] = {}
+            raw = self._denoise([text], negative_prompt, num_frames, height, width, steps, guidance_scale, flow_shift,
+                                [sd], prompt_embeds, negative_embeds, progress, step)  # fmt: skip
+            # 3–4. VAE decode → RGB; the stitched decoder on latent + RGB → 3D
+            frames01, rec = self.latents_to_3d(raw, step)
+            if candidates > 1:
+                from vist3a.eval.consistency import multiview_consistency
 
-        # 3–4. VAE decode → RGB; the stitched decoder on latent + RGB → 3D
-        frames01, rec = self.latents_to_3d(raw, timings)
+                t0 = time.perf_counter()
+                mvc = multiview_consistency(rec.gaussians[0], rec.cameras[0], frames01)
+                step["selection"] = time.perf_counter() - t0
+                scores.append(round(sum(mvc["psnr"]) / len(mvc["psnr"]), 4))
+                log.info("candidate %d/%d (seed %d): consistency %.2f dB", k + 1, candidates, sd, scores[-1])
+            for key, v in step.items():
+                timings[key] = timings.get(key, 0.0) + v
+            if best is None or scores[-1] > scores[best[0]]:  # the first of equals is kept
+                best = (k, raw, frames01, rec)
+        k, raw, frames01, rec = best
+        seed = seeds[k]
         log.info(
             "generated %r: %d Gaussians, %d cameras (%s)", prompt[:60], len(rec.gaussians[0]), len(rec.cameras[0]),
             ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()),
@@ -410,6 +446,8 @@ class TextTo3DPipeline:
             seed=int(seed),
             timings=timings,
             camera_guarded=bool(rec.guarded and rec.guarded[0]),
+            candidate_seeds=seeds if candidates > 1 else [],
+            candidate_psnr=scores,
         )
 
     def latents_to_3d(self, raw: torch.Tensor, timings: dict[str, float] | None = None) -> tuple[torch.Tensor, Any]:
