@@ -256,3 +256,17 @@ def test_best_of_n_keeps_the_most_consistent_candidate(pipe):
     torch.testing.assert_close(one.latents, plain[0].latents)
     with pytest.raises(InputError, match="candidates must be >= 1"):
         pipe("a green cone", candidates=0)
+
+
+def test_best_of_n_never_keeps_a_non_finite_score(pipe, monkeypatch):
+    import vist3a.eval.consistency as consistency
+
+    calls = []
+
+    def fake(gaussians, cameras, frames, **kw):  # candidate 0 scores NaN, candidate 1 a finite value
+        calls.append(1)
+        return {"frames": [0], "psnr": [float("nan") if len(calls) == 1 else 10.0], "l1": [0.0]}
+
+    monkeypatch.setattr(consistency, "multiview_consistency", fake)
+    res = pipe("a green cone", seed=3, candidates=2, keep_frames=False, steps=1)
+    assert len(calls) == 2 and res.seed == res.candidate_seeds[1]

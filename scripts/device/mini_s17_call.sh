@@ -44,6 +44,10 @@
 # (2.17 step/s; session 21's 3:28), leaving 35 distillation steps. Plan as before: PHASE=1 SKIP_WS=1 TEACHER_EVAL=1
 # (carry .whl + .carry/eval_cache.safetensors.gz; with the gen cache as well the carry is over 64 MiB), then PHASE=8
 # on the warm machine; PHASE=9 only when a single call is left, and then with a second call to continue it.
+# Session 23 (H100): obj22 (session 22's obj, kept on the CPU machine) carried in place of $A/anysplat-mini, so no
+# device time went to retraining it; twelve refused starts left one call: PHASE=8 GEN_N=450 GEN_K=6 GEN_S=100 OW=4
+# BUDGET=420 (393 s: 2700 clips, 411 steps at 1.96 step/s). The tree (54.5 MiB) + .whl + the gen cache is over the
+# 64 MiB carry: move docs/images and docs/img out of the working tree for such calls (and back afterwards).
 # Then on the CPU (scripts/eval_mini_candidate.sh): VIST3A_MINI_ASSETS on the candidate, `vist3a eval text-to-3d --model mini --world 24` at the default
 # and 777 generation seeds, paired with benchmarks/t3d_paired.py against session 15's rows.
 set -uo pipefail

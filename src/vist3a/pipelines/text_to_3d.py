@@ -18,6 +18,7 @@ Memory options are methods (:meth:`TextTo3DPipeline.enable_low_vram`), as in dif
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -119,7 +120,8 @@ class TextTo3DResult:
         latents: the **raw** (de-normalised) VAE latent ``[C, T', h, w]``.
         depth: ``[T, S, S]`` predicted depth at the reconstruction input size S.
         seed: the seed of the initial noise.
-        timings: seconds per stage: ``text_encoding``, ``denoising``, ``vae_decode``, ``stitched_decode``.
+        timings: seconds per stage: ``text_encoding``, ``denoising``, ``vae_decode``, ``stitched_decode`` (summed
+            over the candidates, with ``selection`` for their consistency scores).
         camera_guarded: the camera guard replaced the predicted cameras by the first one (``settings.camera_guard_deg``).
         candidate_seeds, candidate_psnr: with ``candidates > 1``, each candidate's seed and multi-view
             consistency (dB); ``seed`` is the kept one's.
@@ -427,9 +429,11 @@ class TextTo3DPipeline:
                 log.info("candidate %d/%d (seed %d): consistency %.2f dB", k + 1, candidates, sd, scores[-1])
             for key, v in step.items():
                 timings[key] = timings.get(key, 0.0) + v
-            if best is None or scores[-1] > scores[best[0]]:  # the first of equals is kept
-                best = (k, raw, frames01, rec)
-        k, raw, frames01, rec = best
+            # the first of equals is kept; a non-finite score (an empty or broken scene) never wins
+            score = scores[-1] if scores and math.isfinite(scores[-1]) else -math.inf
+            if best is None or score > best[0]:
+                best = (score, k, raw, frames01, rec)
+        _, k, raw, frames01, rec = best
         seed = seeds[k]
         log.info(
             "generated %r: %d Gaussians, %d cameras (%s)", prompt[:60], len(rec.gaussians[0]), len(rec.cameras[0]),
