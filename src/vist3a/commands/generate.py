@@ -92,7 +92,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--flow-shift", type=float, default=None, help="scheduler flow shift (official 5.0)")
     p.add_argument("--candidates", type=int, default=None, metavar="N",
                    help="generate N scenes per prompt and keep the most 3D-consistent one (renders at the predicted "
-                   "cameras against the decoded frames; N times the time; default 1)")  # fmt: skip
+                   "cameras against the decoded frames; N times the time; it can prefer near-empty scenes: docs/generate.md; "
+                   "default 1)")  # fmt: skip
     p.add_argument("--no-template", action="store_true", help="use the prompts as they are (no orbit template)")
     p.add_argument("--template", default=None, help="a custom prompt template containing {prompt}")
     p.add_argument("--negative-prompt", default=None, help="negative prompt (default: the official one)")
