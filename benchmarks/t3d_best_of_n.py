@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from t3d_paired import objects_in, read_scores  # noqa: E402
+from t3d_paired import objects_in, read_scores, summary  # noqa: E402
 
 
 def by_prompt(path: Path) -> dict[str, tuple[float, float]]:
@@ -35,13 +35,6 @@ def by_prompt(path: Path) -> dict[str, tuple[float, float]]:
             raise SystemExit(f"{path}: caption {row['prompt']!r} appears twice")
         out[row["prompt"]] = (row["overall"], row["consistency"])
     return out
-
-
-def mean_se(values: list[float]) -> tuple[float, float]:
-    n = len(values)
-    mean = sum(values) / n
-    var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else float("nan")
-    return mean, math.sqrt(var / n) if n > 1 else float("nan")
 
 
 def pick(cands: list[tuple[float, float]]) -> tuple[float, float]:
@@ -72,12 +65,13 @@ def best_of_n(runs: list[dict[str, tuple[float, float]]], n: int, prompts: list[
         g = [r for r in rows if keep(r)]
         if not g:
             continue
-        gain, gain_se = mean_se([r["selected"] - r["random"] for r in g])
-        db, db_se = mean_se([r["selected_db"] - r["random_db"] for r in g])
-        orc, orc_se = mean_se([r["oracle"] - r["random"] for r in g])
+        gain = summary([r["selected"] - r["random"] for r in g])
+        db = summary([r["selected_db"] - r["random_db"] for r in g])
+        orc = summary([r["oracle"] - r["random"] for r in g])
         out[group] = {"captions": len(g), "selected": sum(r["selected"] for r in g) / len(g),
-                      "random": sum(r["random"] for r in g) / len(g), "gain": gain, "gain_se": gain_se,
-                      "gain_db": db, "gain_db_se": db_se, "oracle_gain": orc, "oracle_gain_se": orc_se}  # fmt: skip
+                      "random": sum(r["random"] for r in g) / len(g), "gain": gain["mean"], "gain_se": gain["se"],
+                      "gain_db": db["mean"], "gain_db_se": db["se"], "oracle_gain": orc["mean"],
+                      "oracle_gain_se": orc["se"]}  # fmt: skip
     return out
 
 
