@@ -251,8 +251,11 @@ def test_best_of_n_keeps_the_most_consistent_candidate(pipe):
     torch.testing.assert_close(res.latents, plain[best].latents)
     torch.testing.assert_close(res.gaussians.means, plain[best].gaussians.means)
     assert "selection" in res.timings
+    kept = multiview_consistency(plain[best].gaussians, plain[best].cameras, plain[best].frames)
+    assert res.consistency["frames"] == kept["frames"]
+    assert res.consistency["psnr"] == pytest.approx(kept["psnr"], abs=1e-3)
     one = pipe("a green cone", seed=3, candidates=1, keep_frames=False)
-    assert one.candidate_seeds == [] and one.candidate_psnr == [] and one.seed == 3
+    assert one.candidate_seeds == [] and one.candidate_psnr == [] and one.seed == 3 and one.consistency is None
     torch.testing.assert_close(one.latents, plain[0].latents)
     with pytest.raises(InputError, match="candidates must be >= 1"):
         pipe("a green cone", candidates=0)

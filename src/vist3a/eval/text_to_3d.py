@@ -263,7 +263,8 @@ def generate_scene(pipe: Any, scene: EvalScene, folder: Path, device: torch.devi
     if res.frames is not None:
         from vist3a.eval.consistency import multiview_consistency
 
-        mvc = multiview_consistency(res.gaussians, res.cameras, res.frames)
+        # a best-of-N result carries its kept scene's score: not rendered twice
+        mvc = getattr(res, "consistency", None) or multiview_consistency(res.gaussians, res.cameras, res.frames)
         atomic_write_text(folder / CONSISTENCY_JSON, json.dumps(mvc) + "\n")
     export_scene(folder, res.gaussians, res.cameras, frames_per_view=0, orbit_frames=0, device=device, progress=False)
     atomic_write_text(folder / "prompt.txt", scene.prompt + "\n")

@@ -125,6 +125,8 @@ class TextTo3DResult:
         camera_guarded: the camera guard replaced the predicted cameras by the first one (``settings.camera_guard_deg``).
         candidate_seeds, candidate_psnr: with ``candidates > 1``, each candidate's seed and multi-view
             consistency (dB); ``seed`` is the kept one's.
+        consistency: with ``candidates > 1``, the kept scene's
+            :func:`~vist3a.eval.consistency.multiview_consistency` (already computed to choose it), else None.
     """
 
     prompt: str
@@ -139,6 +141,7 @@ class TextTo3DResult:
     camera_guarded: bool = False
     candidate_seeds: list[int] = field(default_factory=list)
     candidate_psnr: list[float] = field(default_factory=list)
+    consistency: dict[str, Any] | None = None
 
 
 def apply_template(prompt: str, template: str | bool | None) -> str:
@@ -412,6 +415,7 @@ class TextTo3DPipeline:
         seeds = [seed + k * CANDIDATE_SEED_STRIDE for k in range(candidates)]
         scores: list[float] = []
         best = None
+        mvc = None
         for k, sd in enumerate(seeds):
             # one candidate at a time: candidate 0 is exactly the plain call, and memory stays one scene's
             step: dict[str, float] = {}
@@ -432,8 +436,8 @@ class TextTo3DPipeline:
             # the first of equals is kept; a non-finite score (an empty or broken scene) never wins
             score = scores[-1] if scores and math.isfinite(scores[-1]) else -math.inf
             if best is None or score > best[0]:
-                best = (score, k, raw, frames01, rec)
-        _, k, raw, frames01, rec = best
+                best = (score, k, raw, frames01, rec, mvc)
+        _, k, raw, frames01, rec, mvc = best
         seed = seeds[k]
         log.info(
             "generated %r: %d Gaussians, %d cameras (%s)", prompt[:60], len(rec.gaussians[0]), len(rec.cameras[0]),
@@ -452,6 +456,7 @@ class TextTo3DPipeline:
             camera_guarded=bool(rec.guarded and rec.guarded[0]),
             candidate_seeds=seeds if candidates > 1 else [],
             candidate_psnr=scores,
+            consistency=mvc,
         )
 
     def latents_to_3d(self, raw: torch.Tensor, timings: dict[str, float] | None = None) -> tuple[torch.Tensor, Any]:
