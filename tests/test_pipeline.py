@@ -5,6 +5,7 @@ for missing released weights."""
 from __future__ import annotations
 
 import logging
+import math
 
 import pytest
 import torch
@@ -266,10 +267,49 @@ def test_best_of_n_never_keeps_a_non_finite_score(pipe, monkeypatch):
 
     calls = []
 
-    def fake(gaussians, cameras, frames, **kw):  # candidate 0 scores NaN, candidate 1 a finite value
+    def fake(idx, rend, target):  # candidate 0 scores NaN, candidate 1 a finite value
         calls.append(1)
         return {"frames": [0], "psnr": [float("nan") if len(calls) == 1 else 10.0], "l1": [0.0]}
 
-    monkeypatch.setattr(consistency, "multiview_consistency", fake)
+    monkeypatch.setattr(consistency, "consistency_scores", fake)
     res = pipe("a green cone", seed=3, candidates=2, keep_frames=False, steps=1)
     assert len(calls) == 2 and res.seed == res.candidate_seeds[1]
+
+
+def test_best_of_n_by_the_world_reward_keeps_the_candidate_showing_the_caption(pipe):
+    """select="world": each candidate is scored by the world colour reward of its renders at the consistency
+    views against the prompt's parsed caption (recomputed here from plain calls), and the best is returned."""
+    from vist3a.alignment.rewards import WorldColourReward
+    from vist3a.eval.consistency import consistency_views
+    from vist3a.pipelines.text_to_3d import CANDIDATE_SEED_STRIDE
+
+    prompt = "a green cone to the left of a small red cube"
+    res = pipe(prompt, seed=3, candidates=3, select="world", keep_frames=False)
+    seeds = [3 + k * CANDIDATE_SEED_STRIDE for k in range(3)]
+    plain = [pipe(prompt, seed=sd) for sd in seeds]
+    reward, want = WorldColourReward(), []
+    for p in plain:
+        _, rend, _ = consistency_views(p.gaussians, p.cameras, p.frames)
+        # the caption's colours by hand: green and red present, the other six absent
+        pres = reward.presence(rend).mean(0)
+        mine = [reward.names.index("green"), reward.names.index("red")]
+        others = [k for k in range(len(reward.names)) if k not in mine]
+        want.append(float(pres[mine].mean() - pres[others].mean()))
+    assert res.candidate_scores == pytest.approx(want, abs=1e-4)
+    assert len(set(round(w, 4) for w in want)) == 3
+    best = max(range(3), key=lambda k: want[k])
+    assert res.seed == seeds[best]
+    torch.testing.assert_close(res.latents, plain[best].latents)
+    assert len(res.candidate_psnr) == 3 and all(math.isfinite(v) for v in res.candidate_psnr)
+
+
+def test_best_of_n_by_a_caption_reward_falls_back_to_consistency_for_a_free_prompt(pipe, caplog):
+    """A prompt outside the world's vocabulary has no caption to score: candidates are ranked by consistency,
+    with one warning; an unknown reward name is a one-line error before any work."""
+    with caplog.at_level(logging.WARNING, logger="vist3a.pipelines.selection"):
+        res = pipe("a teapot on a table", seed=3, candidates=2, select="world,relation", keep_frames=False, steps=1)
+    assert "names no object of the mini world" in caplog.text
+    assert res.candidate_scores == res.candidate_psnr
+    assert res.seed == res.candidate_seeds[max(range(2), key=lambda k: res.candidate_psnr[k])]
+    with pytest.raises(InputError, match="select: unknown reward 'colour'"):
+        pipe("a red cube", candidates=2, select="colour")

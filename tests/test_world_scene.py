@@ -143,3 +143,39 @@ def test_bad_scene_input_is_rejected():
         StructuredCaption.from_dict({"objects": [{"shape": "cube", "colour": "red", "size": "large"}], "relations": [[0, "above", 1]]})
     with pytest.raises(InputError, match="motion"):
         sample_trajectory(Scene((SceneObject("cube", "red", "large", 0, 0),)), torch.Generator(), 3, 32, 32, motion="zoom")
+
+
+def _stated(c, style: str):
+    """What a phrasing style states of a structured caption: objects by (colour, shape, size), relations by the
+    objects' names (phrasings reorder objects), floor. 'short' states the relation only for two objects; 'camera'
+    states none."""
+    names = [o.colour + " " + o.shape for o in c.objects]
+    says_rel = style in ("long", "list") or (style == "short" and len(c.objects) == 2 and len(c.relations) == 1)
+    rels = {(names[i], r, names[j]) for i, r, j in c.relations} if says_rel else set()
+    return {(o.colour, o.shape, o.size) for o in c.objects}, rels, c.floor, c.checkered
+
+
+def test_parse_caption_inverts_every_phrasing_of_the_world():
+    """parse_caption(text) recovers what each of the world's phrasings states, for 200 scenes of two sets."""
+    from vist3a.world.captions import parse_caption
+
+    n = 0
+    for seed in (3, 7919):
+        for i in range(100):
+            s = make_sample(i, seed=seed, frames=5, size=32)
+            for style, text in s.texts.items():
+                assert _stated(parse_caption(text), "long") == _stated(s.caption, style), (style, text)
+                n += 1
+    assert n >= 600
+
+
+def test_parse_caption_reads_free_prompts():
+    from vist3a.world.captions import CaptionObject, parse_caption
+
+    c = parse_caption("A red cube to the LEFT of a small blue sphere")
+    assert c.objects == [CaptionObject("cube", "red", ""), CaptionObject("sphere", "blue", "small")]
+    assert c.relations == [(0, "left of", 1)] and c.floor == "gray" and not c.checkered
+    c = parse_caption("two yellow cones; the large yellow cone is behind the pink cylinder, on a checkered dark floor")
+    assert c.objects == [CaptionObject("cone", "yellow", "large"), CaptionObject("cylinder", "pink", "")]
+    assert c.relations == [(0, "behind", 1)] and (c.floor, c.checkered) == ("dark", True)
+    assert parse_caption("a teapot on a wooden table") is None and parse_caption("") is None

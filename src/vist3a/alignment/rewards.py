@@ -473,6 +473,9 @@ class WeightedSum(Reward):
         return total
 
 
+#: The reward names :func:`build_reward` knows.
+REWARD_NAMES = ("consistency", "world", "relation", "judge", "brightness", "clip", "hps", "pickscore")
+
 #: Default weight of each reward term (paper: quality ×1/16, consistency ×0.05; official: 0.25 each).
 #: ``judge`` has no gradient: weight 0 = logged only.
 DEFAULT_WEIGHTS = {"consistency": 1.0, "world": 1.0, "relation": 1.0, "judge": 0.0, "clip": 0.25, "pickscore": 0.25, "hps": 0.25, "brightness": 1.0}
@@ -511,7 +514,7 @@ def build_reward(spec: str, lpips: nn.Module | None = None, device: Any = None) 
             r = PickScoreReward(path, device=device) if name == "pickscore" else ClipScoreReward(path, device=device)
             r.name = name
         else:
-            raise InputError(f"unknown reward {name!r}; choose from consistency, world, relation, judge, brightness, clip, hps, pickscore")
+            raise InputError(f"unknown reward {name!r}; choose from {', '.join(REWARD_NAMES)}")
         terms.append((w, r))
     if not terms:
         raise InputError("--reward is empty; give e.g. consistency,world")

@@ -52,7 +52,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--width", type=int, default=None)
     p.add_argument("--cfg", type=float, default=None, help="guidance scale (default: the pipeline's; official 7.5, mini 3)")
     p.add_argument("--candidates", type=int, default=None, metavar="N",
-                   help="best-of-N: N scenes per prompt, the most 3D-consistent kept (as `vist3a generate --candidates`)")  # fmt: skip
+                   help="best-of-N: N scenes per prompt, the best by --select kept (as `vist3a generate --candidates`)")  # fmt: skip
+    p.add_argument("--select", default=None, metavar="SPEC",
+                   help="how --candidates are ranked: consistency (default: the scene that re-renders its frames best) "
+                   "or a reward, e.g. world (the caption's colours present, others absent; mini-world prompts) or "
+                   "clip:PATH (docs/generate.md)")
     p.add_argument("--template", default=None,
                    help="prompt template containing {prompt} (default: the pipeline's: the official orbit template; none for mini)")
     p.add_argument("--render-size", type=int, default=None, help="render side of the scored views (default: the cameras')")
@@ -117,6 +121,12 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--template must contain {prompt}")
     if args.candidates is not None and args.candidates < 1:
         raise InputError(f"--candidates must be >= 1, got {args.candidates}")
+    if args.select is not None:
+        from vist3a.pipelines.selection import check_select
+
+        check_select(args.select)
+        if (args.candidates or 1) < 2:
+            raise InputError("--select ranks candidates: give --candidates N with N >= 2")
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if args.scenes is not None and args.model is not None:
         raise InputError("--scenes evaluates existing scenes; drop --model")
@@ -162,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
                            args.text_cache,
                            "write it with --write-text-cache and the same prompts, --limit, --template and --cfg")  # fmt: skip
     gen_kwargs = {"steps": args.steps, "num_frames": args.frames, "height": args.height, "width": args.width,
-                  "guidance_scale": args.cfg, "candidates": args.candidates}  # fmt: skip
+                  "guidance_scale": args.cfg, "candidates": args.candidates, "select": args.select}  # fmt: skip
     if args.template is not None:  # absent: the pipeline's own template (None would mean "no template")
         gen_kwargs["template"] = args.template
     settings = {"model": args.model, "metrics": names, "source": args.prompts or args.scenes or f"world:{args.seed}",

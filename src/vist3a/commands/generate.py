@@ -91,9 +91,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--width", type=int, default=None, help="video width, a multiple of 16 (official 512)")
     p.add_argument("--flow-shift", type=float, default=None, help="scheduler flow shift (official 5.0)")
     p.add_argument("--candidates", type=int, default=None, metavar="N",
-                   help="generate N scenes per prompt and keep the most 3D-consistent one (renders at the predicted "
-                   "cameras against the decoded frames; N times the time; it can prefer near-empty scenes: docs/generate.md; "
-                   "default 1)")  # fmt: skip
+                   help="generate N scenes per prompt and keep the best by --select (N times the time; ranking by "
+                   "consistency can prefer near-empty scenes: docs/generate.md; default 1)")  # fmt: skip
+    p.add_argument("--select", default=None, metavar="SPEC",
+                   help="how --candidates are ranked: consistency (default: the scene that re-renders its frames best) "
+                   "or a reward, e.g. world (the caption's colours present, others absent; mini-world prompts) or "
+                   "clip:PATH (docs/generate.md)")
     p.add_argument("--no-template", action="store_true", help="use the prompts as they are (no orbit template)")
     p.add_argument("--template", default=None, help="a custom prompt template containing {prompt}")
     p.add_argument("--negative-prompt", default=None, help="negative prompt (default: the official one)")
@@ -162,6 +165,12 @@ def check_camera_guard(value: float | None) -> None:
 def _check_args(args: argparse.Namespace) -> None:
     if args.candidates is not None and args.candidates < 1:
         raise InputError(f"--candidates must be >= 1, got {args.candidates}")
+    if args.select is not None:
+        from vist3a.pipelines.selection import check_select
+
+        check_select(args.select)
+        if (args.candidates or 1) < 2:
+            raise InputError("--select ranks candidates: give --candidates N with N >= 2")
     if args.frames is not None and (args.frames < 1 or (args.frames - 1) % 4):
         raise InputError(f"--frames {args.frames}: the Wan VAE needs 1+4k frames (e.g. 9, 13, 17)")
     for name in ("steps", "height", "width", "render_size"):
@@ -301,7 +310,7 @@ def run(args: argparse.Namespace) -> int:
             res = pipe(
                 prompt, negative_prompt=args.negative_prompt, num_frames=args.frames, height=args.height,
                 width=args.width, steps=args.steps, guidance_scale=args.cfg, flow_shift=args.flow_shift, seed=seed_i,
-                template=template, progress=True, candidates=args.candidates,
+                template=template, progress=True, candidates=args.candidates, select=args.select,
             )  # fmt: skip
             folder = claim_folder(out_root, prompt_folder_name(prompt, seed_i, occ[idx]))
             t0 = time.perf_counter()
@@ -339,7 +348,9 @@ def run(args: argparse.Namespace) -> int:
                 "template": bool(template),
                 "camera_guard_deg": s.camera_guard_deg,
                 "camera_guarded": res.camera_guarded,
-                "candidates": {"seeds": res.candidate_seeds, "consistency_psnr": res.candidate_psnr}
+                "candidates": {"seeds": res.candidate_seeds, "consistency_psnr": res.candidate_psnr,
+                               "select": s.select if args.select is None else args.select,
+                               "scores": res.candidate_scores}
                 if res.candidate_seeds else None,
                 "device": str(device),
                 "dtype": args.dtype,

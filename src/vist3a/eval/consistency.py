@@ -31,6 +31,31 @@ def frame_indices(t: int, n: int = NUM_FRAMES) -> list[int]:
     return sorted({int(round(x)) for x in torch.linspace(0, t - 1, n).tolist()})
 
 
+def consistency_views(
+    gaussians,
+    cameras: Cameras,
+    frames: torch.Tensor,
+    n: int = NUM_FRAMES,
+    backend: str = "auto",
+) -> tuple[list[int], torch.Tensor, torch.Tensor]:
+    """The views :func:`multiview_consistency` compares: ``(indices, renders [V,3,h,w], frames [V,3,h,w])`` in
+    [0, 1] at the cameras' size (also what best-of-N's caption rewards read, :mod:`vist3a.pipelines.selection`)."""
+    if frames.ndim != 4 or frames.shape[1] != 3:
+        raise InputError(f"frames must be [T,3,H,W], got {list(frames.shape)}")
+    if len(cameras) != frames.shape[0]:
+        raise InputError(f"{len(cameras)} cameras for {frames.shape[0]} frames")
+    if not torch.isfinite(frames).all():
+        raise InputError("frames contain non-finite values")
+    idx = frame_indices(frames.shape[0], n)
+    dev = gaussians.means.device
+    target = F.interpolate(frames[idx].float(), size=(cameras.height, cameras.width), mode="bilinear",
+                           align_corners=False).clamp(0, 1).to(dev)  # fmt: skip
+    # near/far as the alignment trainer renders its consistency reward
+    with torch.no_grad():
+        out = render(gaussians, cameras[torch.tensor(idx)].to(dev), backend=backend, near_plane=0.1, far_plane=100.0)
+    return idx, out.rgb.clamp(0, 1), target
+
+
 def multiview_consistency(
     gaussians,
     cameras: Cameras,
@@ -50,20 +75,11 @@ def multiview_consistency(
     Returns:
         ``{"frames": [i, ...], "psnr": [dB, ...], "l1": [mean |error|, ...]}``.
     """
-    if frames.ndim != 4 or frames.shape[1] != 3:
-        raise InputError(f"frames must be [T,3,H,W], got {list(frames.shape)}")
-    if len(cameras) != frames.shape[0]:
-        raise InputError(f"{len(cameras)} cameras for {frames.shape[0]} frames")
-    if not torch.isfinite(frames).all():
-        raise InputError("frames contain non-finite values")
-    idx = frame_indices(frames.shape[0], n)
-    dev = gaussians.means.device
-    target = F.interpolate(frames[idx].float(), size=(cameras.height, cameras.width), mode="bilinear",
-                           align_corners=False).clamp(0, 1).to(dev)  # fmt: skip
-    # near/far as the alignment trainer renders its consistency reward
-    with torch.no_grad():
-        out = render(gaussians, cameras[torch.tensor(idx)].to(dev), backend=backend, near_plane=0.1, far_plane=100.0)
-    rend = out.rgb.clamp(0, 1)
+    return consistency_scores(*consistency_views(gaussians, cameras, frames, n, backend))
+
+
+def consistency_scores(idx: list[int], rend: torch.Tensor, target: torch.Tensor) -> dict[str, list[float] | list[int]]:
+    """:func:`multiview_consistency`'s record of views made by :func:`consistency_views`."""
     l1 = (rend - target).abs().mean(dim=(1, 2, 3))
     return {"frames": idx, "psnr": [round(float(v), 4) for v in psnr(rend, target)],
             "l1": [round(float(v), 6) for v in l1]}  # fmt: skip

@@ -273,7 +273,8 @@ def generate_scene(pipe: Any, scene: EvalScene, folder: Path, device: torch.devi
         **base, **{k: v for k, v in gen_kwargs.items() if v is not None},
         "prompt": scene.prompt, "full_prompt": res.full_prompt, "model": getattr(pipe, "name", "?"), "seed": res.seed,
         "timings": {k: round(float(v), 4) for k, v in res.timings.items()},
-        **({"candidate_seeds": res.candidate_seeds, "candidate_psnr": res.candidate_psnr}
+        **({"candidate_seeds": res.candidate_seeds, "candidate_psnr": res.candidate_psnr,
+            "candidate_scores": getattr(res, "candidate_scores", [])}
            if getattr(res, "candidate_seeds", None) else {}),
     })  # fmt: skip
     return dict(res.timings)

@@ -18,7 +18,6 @@ Memory options are methods (:meth:`TextTo3DPipeline.enable_low_vram`), as in dif
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from collections.abc import Sequence
@@ -72,8 +71,9 @@ class GenerationSettings:
         voxelize: AnySplat voxel fusion of the pixel-aligned Gaussians (None = the network's config).
         camera_guard_deg: a scene whose predicted cameras turn more than this between neighbouring frames is
             placed from its first camera, with a warning (``vist3a.models.camera_guard``); None = off (official).
-        candidates: scenes generated per prompt, of which the most 3D-consistent one is kept (best-of-N by
-            :func:`vist3a.eval.consistency.multiview_consistency`, no caption involved; 1 = official).
+        candidates: scenes generated per prompt, of which the best by ``select`` is kept (best-of-N; 1 = official).
+        select: how candidates are ranked (:mod:`vist3a.pipelines.selection`): ``"consistency"`` (multi-view
+            consistency, no caption involved) or a reward spec such as ``"world"`` (the caption's colours).
     """
 
     num_frames: int = 13
@@ -89,6 +89,7 @@ class GenerationSettings:
     voxelize: bool | None = None
     camera_guard_deg: float | None = None
     candidates: int = 1
+    select: str = "consistency"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -125,6 +126,8 @@ class TextTo3DResult:
         camera_guarded: the camera guard replaced the predicted cameras by the first one (``settings.camera_guard_deg``).
         candidate_seeds, candidate_psnr: with ``candidates > 1``, each candidate's seed and multi-view
             consistency (dB); ``seed`` is the kept one's.
+        candidate_scores: with ``candidates > 1``, each candidate's selection score (``select``'s reward, or
+            the consistency in dB).
         consistency: with ``candidates > 1``, the kept scene's
             :func:`~vist3a.eval.consistency.multiview_consistency` (already computed to choose it), else None.
     """
@@ -141,6 +144,7 @@ class TextTo3DResult:
     camera_guarded: bool = False
     candidate_seeds: list[int] = field(default_factory=list)
     candidate_psnr: list[float] = field(default_factory=list)
+    candidate_scores: list[float] = field(default_factory=list)
     consistency: dict[str, Any] | None = None
 
 
@@ -275,6 +279,7 @@ class TextTo3DPipeline:
         keep_frames: bool = True,
         progress: bool = True,
         candidates: int | None = None,
+        select: str | None = None,
     ) -> TextTo3DResult | list[TextTo3DResult]:
         """Generate one scene per prompt.
 
@@ -290,7 +295,9 @@ class TextTo3DPipeline:
                 text encoder (then ``prompt`` only names the result).
             keep_frames: keep the decoded video in the result.
             candidates: scenes generated per prompt (seeds ``seed + k·CANDIDATE_SEED_STRIDE``), of which the
-                one with the highest multi-view consistency is returned (default the settings', 1).
+                best by ``select`` is returned (default the settings', 1).
+            select: how candidates are ranked: ``"consistency"`` or a reward spec such as ``"world"``
+                (:mod:`vist3a.pipelines.selection`; default the settings', consistency).
 
         Returns:
             a :class:`TextTo3DResult` for a string prompt, a list of them for a list.
@@ -314,6 +321,11 @@ class TextTo3DPipeline:
         candidates = s.candidates if candidates is None else int(candidates)
         if candidates < 1:
             raise InputError(f"candidates must be >= 1, got {candidates}")
+        selector = None
+        if candidates > 1:
+            from vist3a.pipelines.selection import CandidateSelector
+
+            selector = CandidateSelector(s.select if select is None else select, device=self.device)
         seeds = self._seed_list(seed, len(prompts))
         if len(seeds) != len(prompts):
             raise InputError(f"got {len(seeds)} seeds for {len(prompts)} prompts")
@@ -334,7 +346,7 @@ class TextTo3DPipeline:
             results.append(
                 self._generate_one(
                     p, text, negative_prompt, num_frames, height, width, steps, guidance_scale, flow_shift, sd,
-                    prompt_embeds, negative_embeds, keep_frames, progress, candidates,
+                    prompt_embeds, negative_embeds, keep_frames, progress, candidates, selector,
                 )
             )  # fmt: skip
         return results[0] if single else results
@@ -410,10 +422,12 @@ class TextTo3DPipeline:
         keep_frames: bool,
         progress: bool,
         candidates: int = 1,
+        selector: Any = None,
     ) -> TextTo3DResult:
         timings: dict[str, float] = {}
         seeds = [seed + k * CANDIDATE_SEED_STRIDE for k in range(candidates)]
         scores: list[float] = []
+        psnrs: list[float] = []
         best = None
         mvc = None
         for k, sd in enumerate(seeds):
@@ -423,20 +437,21 @@ class TextTo3DPipeline:
                                 [sd], prompt_embeds, negative_embeds, progress, step)  # fmt: skip
             # 3–4. VAE decode → RGB; the stitched decoder on latent + RGB → 3D
             frames01, rec = self.latents_to_3d(raw, step)
-            if candidates > 1:
-                from vist3a.eval.consistency import multiview_consistency
-
+            key: tuple[float, ...] = ()
+            if selector is not None:
                 t0 = time.perf_counter()
-                mvc = multiview_consistency(rec.gaussians[0], rec.cameras[0], frames01)
+                got = selector.score(prompt, rec.gaussians[0], rec.cameras[0], frames01)
                 step["selection"] = time.perf_counter() - t0
-                scores.append(round(sum(mvc["psnr"]) / len(mvc["psnr"]), 4))
-                log.info("candidate %d/%d (seed %d): consistency %.2f dB", k + 1, candidates, sd, scores[-1])
-            for key, v in step.items():
-                timings[key] = timings.get(key, 0.0) + v
+                key, mvc = got.key, got.consistency
+                scores.append(round(got.score, 4))
+                psnrs.append(round(sum(mvc["psnr"]) / len(mvc["psnr"]), 4))
+                log.info("candidate %d/%d (seed %d): %s %.4g, consistency %.2f dB", k + 1, candidates, sd,
+                         selector.spec, scores[-1], psnrs[-1])  # fmt: skip
+            for name, v in step.items():
+                timings[name] = timings.get(name, 0.0) + v
             # the first of equals is kept; a non-finite score (an empty or broken scene) never wins
-            score = scores[-1] if scores and math.isfinite(scores[-1]) else -math.inf
-            if best is None or score > best[0]:
-                best = (score, k, raw, frames01, rec, mvc)
+            if best is None or key > best[0]:
+                best = (key, k, raw, frames01, rec, mvc)
         _, k, raw, frames01, rec, mvc = best
         seed = seeds[k]
         log.info(
@@ -455,7 +470,8 @@ class TextTo3DPipeline:
             timings=timings,
             camera_guarded=bool(rec.guarded and rec.guarded[0]),
             candidate_seeds=seeds if candidates > 1 else [],
-            candidate_psnr=scores,
+            candidate_psnr=psnrs,
+            candidate_scores=scores,
             consistency=mvc,
         )
 

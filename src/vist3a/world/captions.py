@@ -8,6 +8,7 @@ image positions, "in front of"/"behind" by their depth. A relation is stated onl
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -187,3 +188,62 @@ def phrasings(c: StructuredCaption) -> dict[str, str]:
     if c.camera:
         out["camera"] = f"{c.camera}, showing {_join([_a(o) for o in objs])} on {floor}"
     return out
+
+
+# ---------------------------------------------------------------------------------------------- parsing
+_SIZE_WORDS = "small|medium|large"
+_REL_WORDS = {"to the left of": "left of", "to the right of": "right of", "left of": "left of",
+              "right of": "right of", "in front of": "in front of", "behind": "behind"}  # fmt: skip
+
+
+def _mention_pattern() -> re.Pattern[str]:
+    from vist3a.world.palette import COLOURS, SHAPES, SIZES
+
+    colours = "|".join(c.name for c in COLOURS)
+    return re.compile(rf"\b(?:({'|'.join(SIZES)})\s+)?({colours})\s+({'|'.join(SHAPES)})(?:e?s)?\b")
+
+
+def parse_caption(text: str) -> StructuredCaption | None:
+    """The structured caption a prompt states in the world's vocabulary, or None when it names no object.
+
+    The inverse of :func:`phrasings` for every style (objects, relations, floor; not the camera phrase), and
+    lenient with free prompts such as "a red cube to the left of a small blue sphere": an object is a
+    ``[size] colour shape`` mention (a size not stated is ``""``), later mentions of the same colour and shape
+    name the same object, and a relation word (``to the left of``, ``right of``, ``in front of``, ``behind``)
+    ties the closest mention before it to the first one after it. Used to score candidates against their
+    caption (``select="world"``), never to judge.
+    """
+    if not isinstance(text, str):
+        return None
+    low = " ".join(text.lower().split())
+    objs: list[CaptionObject] = []
+    index: dict[tuple[str, str], int] = {}
+    spans: list[tuple[int, int, int]] = []  # (start, end, object index) of each mention
+    for m in _mention_pattern().finditer(low):
+        size, colour, shape = m.group(1) or "", m.group(2), m.group(3)
+        k = index.get((colour, shape))
+        if k is None:
+            k = index[(colour, shape)] = len(objs)
+            objs.append(CaptionObject(shape, colour, size))
+        elif size and not objs[k].size:
+            objs[k] = CaptionObject(shape, colour, size)
+        spans.append((m.start(), m.end(), k))
+    if not objs:
+        return None
+    rels: list[tuple[int, str, int]] = []
+    rel_re = "|".join(sorted(map(re.escape, _REL_WORDS), key=len, reverse=True))
+    for m in re.finditer(rf"\b({rel_re})\b", low):
+        before = [k for s, e, k in spans if e <= m.start()]
+        after = [k for s, e, k in spans if s >= m.end()]
+        if before and after and before[-1] != after[0]:
+            r = (before[-1], _REL_WORDS[m.group(1)], after[0])
+            if r not in rels:
+                rels.append(r)
+    floor = re.search(rf"\b(checkered\s+)?({'|'.join(_floor_names())})\s+floor\b", low)
+    return StructuredCaption(objs, sorted(rels), floor.group(2) if floor else "gray", bool(floor and floor.group(1)))
+
+
+def _floor_names() -> list[str]:
+    from vist3a.world.palette import FLOOR_COLOURS
+
+    return list(FLOOR_COLOURS)
