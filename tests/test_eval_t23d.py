@@ -395,6 +395,7 @@ def test_cli_candidates_keep_the_most_consistent_scene(clip_dir: Path, tmp_path:
     (folder,) = sorted((out / t23d.SCENES_DIR).iterdir())
     st = json.loads((folder / "settings.json").read_text())
     assert st["candidates"] == 2 and len(st["candidate_seeds"]) == 2
+    assert st["select"] == "consistency" and st["candidate_scores"] == st["candidate_psnr"]
     kept = json.loads((folder / t23d.CONSISTENCY_JSON).read_text())["psnr"]
     assert sum(kept) / len(kept) == pytest.approx(max(st["candidate_psnr"]), abs=1e-3)
     assert st["seed"] == st["candidate_seeds"][st["candidate_psnr"].index(max(st["candidate_psnr"]))]

@@ -111,6 +111,25 @@ def test_generate_candidates_flag(tiny_dir, tmp_path):
     torch.testing.assert_close(Cameras.load_json(f / "cameras.json").c2w, Cameras.load_json(g / "cameras.json").c2w)
 
 
+def test_generate_select_flag(tiny_dir, tmp_path, capsys):
+    """--select world: settings.json records the selector and each candidate's world reward, and the kept seed is
+    the one with the highest; --select without candidates, or with an unknown reward, is a one-line error."""
+    assert main(["generate", "a red cube behind a blue cone", "--model", str(tiny_dir), "--out", str(tmp_path / "w"),
+                 "--device", "cpu", "--steps", "1", "--no-video", "--candidates", "2", "--select", "world"]) == 0  # fmt: skip
+    (f,) = _folders(tmp_path / "w")
+    s = json.loads((f / "settings.json").read_text())
+    cands = s["candidates"]
+    assert cands["select"] == "world" and len(cands["scores"]) == 2 and len(cands["consistency_psnr"]) == 2
+    assert cands["scores"] != cands["consistency_psnr"]  # world rewards lie in [-1, 1], PSNRs do not
+    assert s["seed"] == cands["seeds"][max(range(2), key=lambda k: (cands["scores"][k], cands["consistency_psnr"][k]))]
+    capsys.readouterr()
+    for extra, msg in ((["--select", "world"], "--select ranks candidates"),
+                       (["--candidates", "2", "--select", "colour"], "select: unknown reward 'colour'")):  # fmt: skip
+        code = main(["generate", "a cube", "--model", str(tiny_dir), "--out", str(tmp_path / "x"), *extra])
+        err = capsys.readouterr().err.strip()
+        assert code == 1 and msg in err and len(err.splitlines()) == 1, err
+
+
 def test_generate_camera_guard_flag(tiny_dir, tmp_path):
     """--camera-guard DEG below the random decoder's turns: every camera in cameras.json is the first one, and
     settings.json says so; --camera-guard 0 turns the guard off."""

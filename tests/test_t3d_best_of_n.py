@@ -74,3 +74,32 @@ def test_runs_must_share_captions_and_have_consistency(tmp_path, capsys):
     assert m.main(["--run", str(a), "--run", str(b), "--json", str(tmp_path / "r.json")]) == 0
     assert "2 captions, 2 seeds" in capsys.readouterr().out
     assert (tmp_path / "r.json").is_file()
+
+
+def test_score_world_ranks_by_the_caption_scores_beside_each_run(tmp_path, capsys):
+    """--score world: the candidate with the highest world reward (caption_scores.csv) is kept, consistency
+    breaking ties; a run without the file is refused with the command that writes it."""
+    m = _script()
+    # world per seed: ONE 0.1, 0.2, 0.9 (consistency would keep seed 1); TWO 0.3 everywhere (a tie: consistency)
+    paths = []
+    for k, (p, world) in enumerate(zip(_runs(tmp_path), ((0.1, 0.3), (0.2, 0.3), (0.9, 0.3)), strict=True)):
+        d = tmp_path / f"run{k}"
+        d.mkdir()
+        paths.append(p.rename(d / "per_scene.csv"))
+        with (d / "caption_scores.csv").open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["scene", "prompt", "world", "relation"])
+            w.writerow([f"s{k}-0", ONE, world[0], 0.0])
+            w.writerow([f"s{k}-1", TWO, world[1], 1.0])
+    runs = [m.by_prompt(p, "world") for p in paths]
+    r = m.best_of_n(runs, 2, sorted([ONE, TWO]))
+    # ONE, pairs (0,1) (0,2) (1,2) keep seeds 1, 2, 2 -> judge 0, 50, 50; TWO as by consistency (gain 20)
+    assert r["one"]["selected"] == pytest.approx(100 / 3) and r["several"]["gain"] == pytest.approx(20)
+    three = m.best_of_n(runs, 3, sorted([ONE, TWO]))
+    assert three["one"]["selected"] == 50  # seed 2 (world 0.9), not consistency's seed 1 (judge 0)
+    assert three["several"]["selected"] == 60  # a tie in world: seed 1 by consistency (24 dB)
+    both = [m.by_prompt(p, "world+relation") for p in paths]
+    assert both[0][TWO][2] == pytest.approx(1.3)
+    (paths[2].parent / "caption_scores.csv").unlink()
+    with pytest.raises(SystemExit, match="t3d_caption_scores.py"):
+        m.main(["--run", str(paths[0]), "--run", str(paths[2]), "--score", "world"])
