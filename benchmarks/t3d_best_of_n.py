@@ -29,7 +29,6 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from t3d_paired import objects_in, read_scores, summary  # noqa: E402
 
-
 SCORES = ("consistency", "world", "relation", "world+relation")
 
 
