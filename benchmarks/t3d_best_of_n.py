@@ -38,7 +38,11 @@ def caption_scores(path: Path, score: str) -> dict[str, float]:
     if not f.is_file():
         raise SystemExit(f"{f}: missing; write it with python benchmarks/t3d_caption_scores.py {path.parent}")
     with open(f, newline="") as fh:
-        return {r["scene"]: sum(float(r[k]) for k in score.split("+")) for r in csv.DictReader(fh)}
+        rows = list(csv.DictReader(fh))
+    missing = [k for k in score.split("+") if rows and k not in rows[0]]
+    if missing:
+        raise SystemExit(f"{f}: no {', '.join(missing)} column (it has {', '.join(list(rows[0])[2:])})")
+    return {r["scene"]: sum(float(r[k]) for k in score.split("+")) for r in rows}
 
 
 def by_prompt(path: Path, score: str = "consistency") -> dict[str, tuple[float, float, float]]:
