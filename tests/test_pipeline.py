@@ -283,6 +283,9 @@ def test_best_of_n_by_the_world_reward_keeps_the_candidate_showing_the_caption(p
     from vist3a.eval.consistency import consistency_views
     from vist3a.pipelines.text_to_3d import CANDIDATE_SEED_STRIDE
 
+    from vist3a.pipelines.loading import MINI_SETTINGS
+
+    assert pipe.settings.select == "consistency" and MINI_SETTINGS.select == "world"  # official default; the mini's
     prompt = "a green cone to the left of a small red cube"
     res = pipe(prompt, seed=3, candidates=3, select="world", keep_frames=False)
     seeds = [3 + k * CANDIDATE_SEED_STRIDE for k in range(3)]

@@ -54,9 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--candidates", type=int, default=None, metavar="N",
                    help="best-of-N: N scenes per prompt, the best by --select kept (as `vist3a generate --candidates`)")  # fmt: skip
     p.add_argument("--select", default=None, metavar="SPEC",
-                   help="how --candidates are ranked: consistency (default: the scene that re-renders its frames best) "
-                   "or a reward, e.g. world (the caption's colours present, others absent; mini-world prompts) or "
-                   "clip:PATH (docs/generate.md)")
+                   help="how --candidates are ranked: consistency (the scene that re-renders its frames best) or a reward, "
+                   "e.g. world (the caption's colours present, others absent; mini-world prompts) or clip:PATH "
+                   "(default: the model's; mini world, official consistency; docs/generate.md)")
     p.add_argument("--template", default=None,
                    help="prompt template containing {prompt} (default: the pipeline's: the official orbit template; none for mini)")
     p.add_argument("--render-size", type=int, default=None, help="render side of the scored views (default: the cameras')")

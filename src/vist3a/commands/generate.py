@@ -94,9 +94,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="generate N scenes per prompt and keep the best by --select (N times the time; ranking by "
                    "consistency can prefer near-empty scenes: docs/generate.md; default 1)")  # fmt: skip
     p.add_argument("--select", default=None, metavar="SPEC",
-                   help="how --candidates are ranked: consistency (default: the scene that re-renders its frames best) "
-                   "or a reward, e.g. world (the caption's colours present, others absent; mini-world prompts) or "
-                   "clip:PATH (docs/generate.md)")
+                   help="how --candidates are ranked: consistency (the scene that re-renders its frames best) or a reward, "
+                   "e.g. world (the caption's colours present, others absent; mini-world prompts) or clip:PATH "
+                   "(default: the model's; mini world, official consistency; docs/generate.md)")
     p.add_argument("--no-template", action="store_true", help="use the prompts as they are (no orbit template)")
     p.add_argument("--template", default=None, help="a custom prompt template containing {prompt}")
     p.add_argument("--negative-prompt", default=None, help="negative prompt (default: the official one)")
