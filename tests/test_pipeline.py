@@ -281,9 +281,8 @@ def test_best_of_n_by_the_world_reward_keeps_the_candidate_showing_the_caption(p
     views against the prompt's parsed caption (recomputed here from plain calls), and the best is returned."""
     from vist3a.alignment.rewards import WorldColourReward
     from vist3a.eval.consistency import consistency_views
-    from vist3a.pipelines.text_to_3d import CANDIDATE_SEED_STRIDE
-
     from vist3a.pipelines.loading import MINI_SETTINGS
+    from vist3a.pipelines.text_to_3d import CANDIDATE_SEED_STRIDE
 
     assert pipe.settings.select == "consistency" and MINI_SETTINGS.select == "world"  # official default; the mini's
     prompt = "a green cone to the left of a small red cube"

@@ -15,6 +15,7 @@ import torch
 
 from vist3a.errors import InputError
 from vist3a.gaussians.cameras import Cameras
+from vist3a.world.palette import COLOURS, FLOOR_COLOURS, SHAPES, SIZES
 from vist3a.world.scene import Scene
 
 RELATIONS: tuple[str, ...] = ("left of", "right of", "in front of", "behind")
@@ -191,16 +192,12 @@ def phrasings(c: StructuredCaption) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------------------------- parsing
-_SIZE_WORDS = "small|medium|large"
 _REL_WORDS = {"to the left of": "left of", "to the right of": "right of", "left of": "left of",
               "right of": "right of", "in front of": "in front of", "behind": "behind"}  # fmt: skip
-
-
-def _mention_pattern() -> re.Pattern[str]:
-    from vist3a.world.palette import COLOURS, SHAPES, SIZES
-
-    colours = "|".join(c.name for c in COLOURS)
-    return re.compile(rf"\b(?:({'|'.join(SIZES)})\s+)?({colours})\s+({'|'.join(SHAPES)})(?:e?s)?\b")
+#: ``[size] colour shape`` (plural allowed), a relation phrase (longest first), a ``[checkered] colour floor``.
+_MENTION = re.compile(rf"\b(?:({'|'.join(SIZES)})\s+)?({'|'.join(c.name for c in COLOURS)})\s+({'|'.join(SHAPES)})s?\b")
+_RELATION = re.compile(rf"\b({'|'.join(sorted(map(re.escape, _REL_WORDS), key=len, reverse=True))})\b")
+_FLOOR = re.compile(rf"\b(checkered\s+)?({'|'.join(FLOOR_COLOURS)})\s+floor\b")
 
 
 def parse_caption(text: str) -> StructuredCaption | None:
@@ -219,7 +216,7 @@ def parse_caption(text: str) -> StructuredCaption | None:
     objs: list[CaptionObject] = []
     index: dict[tuple[str, str], int] = {}
     spans: list[tuple[int, int, int]] = []  # (start, end, object index) of each mention
-    for m in _mention_pattern().finditer(low):
+    for m in _MENTION.finditer(low):
         size, colour, shape = m.group(1) or "", m.group(2), m.group(3)
         k = index.get((colour, shape))
         if k is None:
@@ -231,19 +228,13 @@ def parse_caption(text: str) -> StructuredCaption | None:
     if not objs:
         return None
     rels: list[tuple[int, str, int]] = []
-    rel_re = "|".join(sorted(map(re.escape, _REL_WORDS), key=len, reverse=True))
-    for m in re.finditer(rf"\b({rel_re})\b", low):
+    for m in _RELATION.finditer(low):
         before = [k for s, e, k in spans if e <= m.start()]
         after = [k for s, e, k in spans if s >= m.end()]
         if before and after and before[-1] != after[0]:
             r = (before[-1], _REL_WORDS[m.group(1)], after[0])
             if r not in rels:
                 rels.append(r)
-    floor = re.search(rf"\b(checkered\s+)?({'|'.join(_floor_names())})\s+floor\b", low)
+    floor = _FLOOR.search(low)
     return StructuredCaption(objs, sorted(rels), floor.group(2) if floor else "gray", bool(floor and floor.group(1)))
 
-
-def _floor_names() -> list[str]:
-    from vist3a.world.palette import FLOOR_COLOURS
-
-    return list(FLOOR_COLOURS)
