@@ -48,6 +48,9 @@
 # device time went to retraining it; twelve refused starts left one call: PHASE=8 GEN_N=450 GEN_K=6 GEN_S=100 OW=4
 # BUDGET=420 (393 s: 2700 clips, 411 steps at 1.96 step/s). The tree (54.5 MiB) + .whl + the gen cache is over the
 # 64 MiB carry: move docs/images and docs/img out of the working tree for such calls (and back afterwards).
+# Session 24: no call came (twelve refused starts, six lockouts, 1426 s); the plan stays: obj22 + gen23 (runs/cand/gen23)
+# carried in place of $A/anysplat-mini and $A/stitched-mini, PHASE=8 GEN_N=450 GEN_K=6 GEN_SEED=100000
+# GEN_DIR=gen_set2 RUN=gen2 OW=4, then INIT=runs/mini/gen2 RUN=gen3 on the warm machine.
 # Then on the CPU (scripts/eval_mini_candidate.sh): VIST3A_MINI_ASSETS on the candidate, `vist3a eval text-to-3d --model mini --world 24` at the default
 # and 777 generation seeds, paired with benchmarks/t3d_paired.py against session 15's rows.
 set -uo pipefail
