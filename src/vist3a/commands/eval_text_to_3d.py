@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from vist3a.commands.generate import add_select_flag
     from vist3a.models.text_cache import add_text_cache_args
 
     p = sub.add_parser(
@@ -53,10 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cfg", type=float, default=None, help="guidance scale (default: the pipeline's; official 7.5, mini 3)")
     p.add_argument("--candidates", type=int, default=None, metavar="N",
                    help="best-of-N: N scenes per prompt, the best by --select kept (as `vist3a generate --candidates`)")  # fmt: skip
-    p.add_argument("--select", default=None, metavar="SPEC",
-                   help="how --candidates are ranked: consistency (the scene that re-renders its frames best) or a reward, "
-                   "e.g. world (the caption's colours present, others absent; mini-world prompts) or clip:PATH "
-                   "(default: the model's; mini world, official consistency; docs/generate.md)")
+    add_select_flag(p)
     p.add_argument("--template", default=None,
                    help="prompt template containing {prompt} (default: the pipeline's: the official orbit template; none for mini)")
     p.add_argument("--render-size", type=int, default=None, help="render side of the scored views (default: the cameras')")
@@ -108,6 +106,7 @@ def _texts(args: argparse.Namespace, settings, scenes: list) -> tuple[list[str],
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from vist3a.commands.generate import check_best_of_n
     from vist3a.errors import InputError
     from vist3a.eval import text_to_3d as t23d
     from vist3a.eval.gen_metrics import build_metric, parse_metrics
@@ -119,14 +118,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--limit must be >= 1, got {args.limit}")
     if args.template is not None and "{prompt}" not in args.template:
         raise InputError("--template must contain {prompt}")
-    if args.candidates is not None and args.candidates < 1:
-        raise InputError(f"--candidates must be >= 1, got {args.candidates}")
-    if args.select is not None:
-        from vist3a.pipelines.selection import check_select
-
-        check_select(args.select)
-        if (args.candidates or 1) < 2:
-            raise InputError("--select ranks candidates: give --candidates N with N >= 2")
+    check_best_of_n(args.candidates, args.select)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if args.scenes is not None and args.model is not None:
         raise InputError("--scenes evaluates existing scenes; drop --model")

@@ -93,10 +93,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--candidates", type=int, default=None, metavar="N",
                    help="generate N scenes per prompt and keep the best by --select (N times the time; ranking by "
                    "consistency can prefer near-empty scenes: docs/generate.md; default 1)")  # fmt: skip
-    p.add_argument("--select", default=None, metavar="SPEC",
-                   help="how --candidates are ranked: consistency (the scene that re-renders its frames best) or a reward, "
-                   "e.g. world (the caption's colours present, others absent; mini-world prompts) or clip:PATH "
-                   "(default: the model's; mini world, official consistency; docs/generate.md)")
+    add_select_flag(p)
     p.add_argument("--no-template", action="store_true", help="use the prompts as they are (no orbit template)")
     p.add_argument("--template", default=None, help="a custom prompt template containing {prompt}")
     p.add_argument("--negative-prompt", default=None, help="negative prompt (default: the official one)")
@@ -156,6 +153,27 @@ def add_camera_guard_flag(p: argparse.ArgumentParser, default: str) -> None:
                    f"between neighbouring frames (0 = off; default: {default})")  # fmt: skip
 
 
+def add_select_flag(p: argparse.ArgumentParser) -> None:
+    """``--select SPEC`` (:mod:`vist3a.pipelines.selection`), shared by `generate` and `eval text-to-3d`."""
+    p.add_argument("--select", default=None, metavar="SPEC",
+                   help="how --candidates are ranked: consistency (the scene that re-renders its frames best) or a reward, "
+                   "e.g. world (the caption's colours present, others absent; mini-world prompts) or clip:PATH "
+                   "(default: the model's; mini world, official consistency; docs/generate.md)")  # fmt: skip
+
+
+def check_best_of_n(candidates: int | None, select: str | None) -> None:
+    """One-line errors for ``--candidates`` below 1, an unknown ``--select`` reward, or ``--select`` without
+    ``--candidates N`` (N ≥ 2), before any model is loaded."""
+    if candidates is not None and candidates < 1:
+        raise InputError(f"--candidates must be >= 1, got {candidates}")
+    if select is not None:
+        from vist3a.pipelines.selection import check_select
+
+        check_select(select)
+        if (candidates or 1) < 2:
+            raise InputError("--select ranks candidates: give --candidates N with N >= 2")
+
+
 def check_camera_guard(value: float | None) -> None:
     """One-line error for a negative or NaN ``--camera-guard`` (None = the default, 0 = off)."""
     if value is not None and not value >= 0:
@@ -163,14 +181,7 @@ def check_camera_guard(value: float | None) -> None:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    if args.candidates is not None and args.candidates < 1:
-        raise InputError(f"--candidates must be >= 1, got {args.candidates}")
-    if args.select is not None:
-        from vist3a.pipelines.selection import check_select
-
-        check_select(args.select)
-        if (args.candidates or 1) < 2:
-            raise InputError("--select ranks candidates: give --candidates N with N >= 2")
+    check_best_of_n(args.candidates, args.select)
     if args.frames is not None and (args.frames < 1 or (args.frames - 1) % 4):
         raise InputError(f"--frames {args.frames}: the Wan VAE needs 1+4k frames (e.g. 9, 13, 17)")
     for name in ("steps", "height", "width", "render_size"):

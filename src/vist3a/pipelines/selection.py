@@ -32,11 +32,13 @@ class CandidateScore:
     Attributes:
         key: what candidates are ranked by, highest kept: ``(reward, dB)``, or ``(dB,)`` by consistency.
         score: the reported selection score (the reward, or the mean consistency in dB).
+        psnr: the mean consistency in dB (as computed: NaN stays NaN here, only the key ranks it last).
         consistency: the :func:`~vist3a.eval.consistency.multiview_consistency` record of the same renders.
     """
 
     key: tuple[float, ...]
     score: float
+    psnr: float
     consistency: dict[str, Any]
 
 
@@ -96,10 +98,11 @@ class CandidateSelector:
 
         idx, rend, target = consistency_views(gaussians, cameras, frames)
         mvc = consistency_scores(idx, rend, target)
-        db = _finite(sum(mvc["psnr"]) / len(mvc["psnr"]))
+        mean = sum(mvc["psnr"]) / len(mvc["psnr"])
+        db = _finite(mean)
         cap = self.caption_for(prompt)
         if self.reward is None or (self.needs_caption and cap is None):
-            return CandidateScore((db,), db, mvc)
+            return CandidateScore((db,), db, mean, mvc)
         r = self.reward(target[None], rend[None], [prompt], captions=[cap])
         value = _finite(float(r.reshape(-1)[0]))
-        return CandidateScore((value, db), value, mvc)
+        return CandidateScore((value, db), value, mean, mvc)

@@ -444,7 +444,7 @@ class TextTo3DPipeline:
                 step["selection"] = time.perf_counter() - t0
                 key, mvc = got.key, got.consistency
                 scores.append(round(got.score, 4))
-                psnrs.append(round(sum(mvc["psnr"]) / len(mvc["psnr"]), 4))
+                psnrs.append(round(got.psnr, 4))
                 log.info("candidate %d/%d (seed %d): %s %.4g, consistency %.2f dB", k + 1, candidates, sd,
                          selector.spec, scores[-1], psnrs[-1])  # fmt: skip
             for name, v in step.items():
