@@ -5,7 +5,8 @@ captions in every run). For a scene, N candidates are N of these seeds; best-of-
 re-renders its own decoded frames best (the highest ``consistency_psnr``: no caption, no judge). Against it stands
 one candidate drawn at random, i.e. the mean over the N. ``--score world`` (or ``relation``, ``world+relation``)
 ranks by the caption rewards of ``--select world`` instead, read from ``caption_scores.csv`` beside each
-``per_scene.csv`` (written by ``t3d_caption_scores.py``), ties broken by consistency. Every N-subset of the runs is scored and averaged, so
+``per_scene.csv`` (written by ``t3d_caption_scores.py``), ties broken by consistency; ``world_frames`` (and
+``world_frames4``) by the world reward of the decoded frames (``--select world:frames``, ``t3d_frame_scores.py``). Every N-subset of the runs is scored and averaged, so
 the estimate uses all seeds alike:
 
     selected − random  (judge overall points, and dB)  per caption, then mean ± standard error over captions
@@ -29,7 +30,7 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from t3d_paired import objects_in, read_scores, summary  # noqa: E402
 
-SCORES = ("consistency", "world", "relation", "world+relation")
+SCORES = ("consistency", "world", "relation", "world+relation", "world_frames", "world_frames4")
 
 
 def caption_scores(path: Path, score: str) -> dict[str, float]:

@@ -206,6 +206,13 @@ def test_build_reward_parsing_and_missing_weights(tmp_path):
         build_reward("clip")
     with pytest.raises(MissingWeightsError, match="no clip weights"):
         build_reward(f"clip:{tmp_path / 'nothing'}")
+    # world, relation and judge read the renders unless told otherwise (":frames": the decoded video alone)
+    ons = {r.name: r.on for r in build_reward("world,relation:FRAMES,judge:frames").terms}
+    assert ons == {"world": "renders", "relation": "frames", "judge": "frames"}
+    assert build_reward("world").needs_renders and not build_reward("world:frames,relation:frames").needs_renders
+    assert build_reward("world:both").needs_renders
+    with pytest.raises(InputError, match="judge:both: the judge reward reads renders or frames"):
+        build_reward("judge:both")
 
 
 def test_clip_rewards_with_tiny_random_clip(tmp_path):

@@ -130,6 +130,21 @@ def test_generate_select_flag(tiny_dir, tmp_path, capsys):
         assert code == 1 and msg in err and len(err.splitlines()) == 1, err
 
 
+def test_generate_select_takes_the_candidates_of_the_models_settings(tiny_dir, tmp_path):
+    """A pipeline folder whose settings ask for 2 candidates: --select alone ranks them (no --candidates)."""
+    import shutil
+
+    folder = shutil.copytree(tiny_dir, tmp_path / "two")
+    spec = json.loads((folder / "pipeline.json").read_text())
+    spec["settings"] = {**spec.get("settings", {}), "candidates": 2}
+    (folder / "pipeline.json").write_text(json.dumps(spec))
+    assert main(["generate", "a red cube behind a blue cone", "--model", str(folder), "--out", str(tmp_path / "o"),
+                 "--device", "cpu", "--steps", "1", "--no-video", "--select", "world"]) == 0  # fmt: skip
+    (f,) = _folders(tmp_path / "o")
+    cands = json.loads((f / "settings.json").read_text())["candidates"]
+    assert cands["select"] == "world" and len(cands["seeds"]) == len(cands["scores"]) == 2
+
+
 def test_generate_camera_guard_flag(tiny_dir, tmp_path):
     """--camera-guard DEG below the random decoder's turns: every camera in cameras.json is the first one, and
     settings.json says so; --camera-guard 0 turns the guard off."""

@@ -305,6 +305,43 @@ def test_best_of_n_by_the_world_reward_keeps_the_candidate_showing_the_caption(p
     assert len(res.candidate_psnr) == 3 and all(math.isfinite(v) for v in res.candidate_psnr)
 
 
+def test_best_of_n_by_the_frames_ranks_before_the_3d_stage(pipe, monkeypatch):
+    """select="world:frames": each candidate is scored by the world colour reward of its decoded frames (all T,
+    recomputed here by hand from plain calls); only the kept candidate goes through the stitched decoder, and the
+    result equals that seed's plain call."""
+    from vist3a.alignment.rewards import WorldColourReward
+    from vist3a.pipelines.text_to_3d import CANDIDATE_SEED_STRIDE
+
+    prompt = "a green cone to the left of a small red cube"
+    seeds = [3 + k * CANDIDATE_SEED_STRIDE for k in range(3)]
+    plain = [pipe(prompt, seed=sd) for sd in seeds]
+    reward, want = WorldColourReward(), []
+    for p in plain:
+        pres = reward.presence(p.frames).mean(0)
+        mine = [reward.names.index("green"), reward.names.index("red")]
+        others = [k for k in range(len(reward.names)) if k not in mine]
+        want.append(float(pres[mine].mean() - pres[others].mean()))
+    decodes = []
+    real = type(pipe).frames_to_3d
+    monkeypatch.setattr(type(pipe), "frames_to_3d", lambda self, *a, **k: decodes.append(1) or real(self, *a, **k))
+    res = pipe(prompt, seed=3, candidates=3, select="world:frames", keep_frames=False)
+    assert len(decodes) == 1  # the kept candidate only
+    assert res.candidate_scores == pytest.approx(want, abs=1e-4)
+    assert len(set(round(w, 4) for w in want)) == 3
+    best = max(range(3), key=lambda k: want[k])
+    assert res.seed == seeds[best] and res.candidate_seeds == seeds
+    assert res.candidate_psnr == [] and res.consistency is None
+    torch.testing.assert_close(res.latents, plain[best].latents)
+    torch.testing.assert_close(res.gaussians.means, plain[best].gaussians.means)
+    assert {"selection", "stitched_decode"} <= set(res.timings)
+    # a free prompt has no caption to score the frames with: every candidate gets its scene, consistency decides
+    decodes.clear()
+    free = pipe("a teapot on a table", seed=3, candidates=2, select="world:frames", keep_frames=False, steps=1)
+    assert len(decodes) == 2 and len(free.candidate_psnr) == 2 and free.candidate_scores == free.candidate_psnr
+    with pytest.raises(InputError, match="world:depth: the world reward reads renders or frames or both"):
+        pipe(prompt, candidates=2, select="world:depth")
+
+
 def test_best_of_n_by_a_caption_reward_falls_back_to_consistency_for_a_free_prompt(pipe, caplog):
     """A prompt outside the world's vocabulary has no caption to score: candidates are ranked by consistency,
     with one warning; an unknown reward name is a one-line error before any work."""

@@ -481,11 +481,18 @@ REWARD_NAMES = ("consistency", "world", "relation", "judge", "brightness", "clip
 DEFAULT_WEIGHTS = {"consistency": 1.0, "world": 1.0, "relation": 1.0, "judge": 0.0, "clip": 0.25, "pickscore": 0.25, "hps": 0.25, "brightness": 1.0}
 
 
+#: The caption rewards whose ``:ON`` picks the images they read (``world:frames``); the default is the renders.
+IMAGE_CHOICES = {"world": ("renders", "frames", "both"), "relation": ("renders", "frames", "both"),
+                 "judge": ("renders", "frames")}  # fmt: skip
+
+
 def build_reward(spec: str, lpips: nn.Module | None = None, device: Any = None) -> WeightedSum:
     """Parse ``"consistency,world,clip:PATH,pickscore:PATH@0.5"`` into a :class:`WeightedSum`.
 
     Each item is ``NAME[:PATH][@WEIGHT]``; names: consistency, world, relation, judge (logged only
     by default), brightness, clip, hps, pickscore (the last three need a PATH to a ``transformers`` CLIPModel folder).
+    For world, relation and judge the part after ``:`` says which images they read (:data:`IMAGE_CHOICES`;
+    default the renders), e.g. ``world:frames`` (the decoded video alone, no 3D stage needed).
     """
     terms: list[tuple[float, Reward]] = []
     for item in [s.strip() for s in spec.split(",") if s.strip()]:
@@ -498,14 +505,20 @@ def build_reward(spec: str, lpips: nn.Module | None = None, device: Any = None) 
             raise InputError(f"reward weight must be a number in {item!r}") from None
         if not math.isfinite(w):
             raise InputError(f"reward weight must be finite in {item!r}")
+        if path and name in IMAGE_CHOICES:  # world:frames, judge:renders, ...: which images the term reads
+            on = path.strip().lower()
+            if on not in IMAGE_CHOICES[name]:
+                raise InputError(f"{name}:{path}: the {name} reward reads {' or '.join(IMAGE_CHOICES[name])}")
+        else:
+            on = "renders"
         if name == "consistency":
             r: Reward = ConsistencyReward(lpips)
         elif name == "world":
-            r = WorldColourReward()
+            r = WorldColourReward(on=on)
         elif name == "relation":
-            r = WorldRelationReward()
+            r = WorldRelationReward(on=on)
         elif name == "judge":
-            r = JudgeReward()
+            r = JudgeReward(on=on)
         elif name == "brightness":
             r = BrightnessReward()
         elif name in ("clip", "hps", "pickscore"):

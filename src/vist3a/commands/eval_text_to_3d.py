@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--limit must be >= 1, got {args.limit}")
     if args.template is not None and "{prompt}" not in args.template:
         raise InputError("--template must contain {prompt}")
-    check_best_of_n(args.candidates, args.select)
+    check_best_of_n(args.candidates, args.select, args.model)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if args.scenes is not None and args.model is not None:
         raise InputError("--scenes evaluates existing scenes; drop --model")

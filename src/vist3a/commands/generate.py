@@ -157,19 +157,25 @@ def add_select_flag(p: argparse.ArgumentParser) -> None:
     """``--select SPEC`` (:mod:`vist3a.pipelines.selection`), shared by `generate` and `eval text-to-3d`."""
     p.add_argument("--select", default=None, metavar="SPEC",
                    help="how --candidates are ranked: consistency (the scene that re-renders its frames best) or a reward, "
-                   "e.g. world (the caption's colours present, others absent; mini-world prompts) or clip:PATH "
-                   "(default: the model's; mini world, official consistency; docs/generate.md)")  # fmt: skip
+                   "e.g. world (the caption's colours present, others absent; mini-world prompts; world:frames reads "
+                   "the decoded video alone, before the 3D stage) or clip:PATH (default: the model's; mini world, "
+                   "official consistency; docs/generate.md)")  # fmt: skip
 
 
-def check_best_of_n(candidates: int | None, select: str | None) -> None:
-    """One-line errors for ``--candidates`` below 1, an unknown ``--select`` reward, or ``--select`` without
-    ``--candidates N`` (N ≥ 2), before any model is loaded."""
+def check_best_of_n(candidates: int | None, select: str | None, model: str | None = None) -> None:
+    """One-line errors for ``--candidates`` below 1, an unknown ``--select`` reward, or ``--select`` with fewer than
+    2 candidates (``--candidates``, else the settings of ``model``, read without loading it), before any model
+    is loaded."""
     if candidates is not None and candidates < 1:
         raise InputError(f"--candidates must be >= 1, got {candidates}")
     if select is not None:
         from vist3a.pipelines.selection import check_select
 
         check_select(select)
+        if candidates is None and model not in (None, "tiny"):
+            from vist3a.pipelines.loading import pipeline_settings
+
+            candidates = pipeline_settings(model).candidates
         if (candidates or 1) < 2:
             raise InputError("--select ranks candidates: give --candidates N with N >= 2")
 
@@ -181,7 +187,7 @@ def check_camera_guard(value: float | None) -> None:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    check_best_of_n(args.candidates, args.select)
+    check_best_of_n(args.candidates, args.select, args.model)
     if args.frames is not None and (args.frames < 1 or (args.frames - 1) % 4):
         raise InputError(f"--frames {args.frames}: the Wan VAE needs 1+4k frames (e.g. 9, 13, 17)")
     for name in ("steps", "height", "width", "render_size"):

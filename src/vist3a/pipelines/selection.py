@@ -6,6 +6,10 @@ found it prefers near-empty scenes at low guidance). Any other spec is a reward 
 :func:`vist3a.alignment.rewards.build_reward` read on those same renders and frames, e.g. ``"world"`` (the
 caption's colours present, the others absent) or ``"clip:PATH"``; the world rewards take the prompt's
 structured caption from :func:`vist3a.world.captions.parse_caption`. Equal rewards are broken by consistency.
+
+A spec that reads the decoded frames alone (``"world:frames"``, :attr:`CandidateSelector.frames_only`) ranks the
+candidates before the 3D stage: each costs the DiT and the VAE decode, and only the kept one is put through the
+stitched decoder (and, like any scene, scored for consistency afterwards where the caller wants that).
 """
 
 from __future__ import annotations
@@ -33,25 +37,29 @@ class CandidateScore:
         key: what candidates are ranked by, highest kept: ``(reward, dB)``, or ``(dB,)`` by consistency.
         score: the reported selection score (the reward, or the mean consistency in dB).
         psnr: the mean consistency in dB (as computed: NaN stays NaN here, only the key ranks it last).
-        consistency: the :func:`~vist3a.eval.consistency.multiview_consistency` record of the same renders.
+        consistency: the :func:`~vist3a.eval.consistency.multiview_consistency` record of the same renders (None
+            when the candidate was ranked by its frames alone, :meth:`CandidateSelector.score_frames`).
     """
 
     key: tuple[float, ...]
     score: float
     psnr: float
-    consistency: dict[str, Any]
+    consistency: dict[str, Any] | None
 
 
 def check_select(spec: str) -> str:
     """``spec`` stripped, or a one-line error naming an unknown reward (without loading any reward model)."""
-    from vist3a.alignment.rewards import REWARD_NAMES
+    from vist3a.alignment.rewards import IMAGE_CHOICES, REWARD_NAMES
 
     if not isinstance(spec, str) or not spec.strip():
         raise InputError(f"select must be 'consistency' or a reward spec such as 'world', got {spec!r}")
     for item in spec.split(","):
-        name = item.partition("@")[0].partition(":")[0].strip().lower()
+        name, _, on = item.partition("@")[0].partition(":")
+        name, on = name.strip().lower(), on.strip().lower()
         if name and name not in REWARD_NAMES:
             raise InputError(f"select: unknown reward {name!r}; choose from {', '.join(REWARD_NAMES)}")
+        if on and name in IMAGE_CHOICES and on not in IMAGE_CHOICES[name]:
+            raise InputError(f"select: {name}:{on}: the {name} reward reads {' or '.join(IMAGE_CHOICES[name])}")
     return spec.strip()
 
 
@@ -75,6 +83,9 @@ class CandidateSelector:
 
             self.reward = build_reward(self.spec, device=device)
         self.needs_caption = self.reward is not None and any(t.name in CAPTION_TERMS for t in self.reward.terms)
+        #: the reward reads the decoded frames alone: candidates are ranked before the 3D stage, which then runs
+        #: for the kept one only
+        self.frames_only = self.reward is not None and not self.reward.needs_renders
         self._warned: set[str] = set()
 
     def caption_for(self, prompt: str) -> Any:
@@ -106,3 +117,19 @@ class CandidateSelector:
         r = self.reward(target[None], rend[None], [prompt], captions=[cap])
         value = _finite(float(r.reshape(-1)[0]))
         return CandidateScore((value, db), value, mean, mvc)
+
+    @torch.no_grad()
+    def score_frames(self, prompt: str, frames: torch.Tensor) -> CandidateScore | None:
+        """Score one candidate by its decoded frames ``[T,3,H,W]`` in [0,1] alone (a :attr:`frames_only` spec).
+
+        Returns None when the prompt has no structured caption that the spec needs: the caller then ranks by
+        consistency, which needs every candidate's 3D scene. The key is the reward alone (the first of equals
+        is kept); ``psnr`` is NaN and ``consistency`` None, as no scene has been rendered."""
+        if not self.frames_only:
+            raise InputError(f"select {self.spec!r} reads renders: score candidates with score()")
+        cap = self.caption_for(prompt)
+        if self.needs_caption and cap is None:
+            return None
+        r = self.reward(frames[None], None, [prompt], captions=[cap])
+        value = _finite(float(r.reshape(-1)[0]))
+        return CandidateScore((value,), value, math.nan, None)

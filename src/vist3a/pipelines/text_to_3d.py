@@ -125,11 +125,13 @@ class TextTo3DResult:
             over the candidates, with ``selection`` for their consistency scores).
         camera_guarded: the camera guard replaced the predicted cameras by the first one (``settings.camera_guard_deg``).
         candidate_seeds, candidate_psnr: with ``candidates > 1``, each candidate's seed and multi-view
-            consistency (dB); ``seed`` is the kept one's.
+            consistency (dB; empty when a frames-only selector ranked them before the 3D stage); ``seed`` is the
+            kept one's.
         candidate_scores: with ``candidates > 1``, each candidate's selection score (``select``'s reward, or
             the consistency in dB).
         consistency: with ``candidates > 1``, the kept scene's
-            :func:`~vist3a.eval.consistency.multiview_consistency` (already computed to choose it), else None.
+            :func:`~vist3a.eval.consistency.multiview_consistency` (already computed to choose it), else None (also
+            for a frames-only selector).
     """
 
     prompt: str
@@ -430,29 +432,38 @@ class TextTo3DPipeline:
         psnrs: list[float] = []
         best = None
         mvc = None
+        # a selector that reads the frames alone ranks before the 3D stage (unless the prompt lacks the caption
+        # it needs: then every candidate gets its 3D scene and consistency decides)
+        early = selector is not None and selector.frames_only and (not selector.needs_caption
+                                                                    or selector.caption_for(prompt) is not None)  # fmt: skip
         for k, sd in enumerate(seeds):
             # one candidate at a time: candidate 0 is exactly the plain call, and memory stays one scene's
             step: dict[str, float] = {}
             raw = self._denoise([text], negative_prompt, num_frames, height, width, steps, guidance_scale, flow_shift,
                                 [sd], prompt_embeds, negative_embeds, progress, step)  # fmt: skip
             # 3–4. VAE decode → RGB; the stitched decoder on latent + RGB → 3D
-            frames01, rec = self.latents_to_3d(raw, step)
+            frames01 = self.decode_frames(raw, step)
+            rec = None if early else self.frames_to_3d(raw, frames01, step)
             key: tuple[float, ...] = ()
             if selector is not None:
                 t0 = time.perf_counter()
-                got = selector.score(prompt, rec.gaussians[0], rec.cameras[0], frames01)
+                got = (selector.score_frames(prompt, frames01) if early
+                       else selector.score(prompt, rec.gaussians[0], rec.cameras[0], frames01))  # fmt: skip
                 step["selection"] = time.perf_counter() - t0
                 key, mvc = got.key, got.consistency
                 scores.append(round(got.score, 4))
-                psnrs.append(round(got.psnr, 4))
-                log.info("candidate %d/%d (seed %d): %s %.4g, consistency %.2f dB", k + 1, candidates, sd,
-                         selector.spec, scores[-1], psnrs[-1])  # fmt: skip
+                if not early:
+                    psnrs.append(round(got.psnr, 4))
+                log.info("candidate %d/%d (seed %d): %s %.4g%s", k + 1, candidates, sd, selector.spec, scores[-1],
+                         "" if early else f", consistency {psnrs[-1]:.2f} dB")  # fmt: skip
             for name, v in step.items():
                 timings[name] = timings.get(name, 0.0) + v
             # the first of equals is kept; a non-finite score (an empty or broken scene) never wins
             if best is None or key > best[0]:
                 best = (key, k, raw, frames01, rec, mvc)
         _, k, raw, frames01, rec, mvc = best
+        if rec is None:  # ranked by the frames: the kept candidate's 3D stage
+            rec = self.frames_to_3d(raw, frames01, timings)
         seed = seeds[k]
         log.info(
             "generated %r: %d Gaussians, %d cameras (%s)", prompt[:60], len(rec.gaussians[0]), len(rec.cameras[0]),
@@ -483,20 +494,32 @@ class TextTo3DPipeline:
         official trilinear with T unchanged). ``timings`` gets ``vae_decode`` and ``stitched_decode`` seconds.
         """
         timings = {} if timings is None else timings
-        dec = self.decoder
+        frames01 = self.decode_frames(raw, timings)
+        return frames01, self.frames_to_3d(raw, frames01, timings)
+
+    def decode_frames(self, raw: torch.Tensor, timings: dict[str, float] | None = None) -> torch.Tensor:
+        """The VAE decode of a **raw** latent ``[1, C, T', h, w]`` → frames ``[T, 3, H, W]`` in [0, 1] at the video
+        size (``timings["vae_decode"]``: seconds)."""
         t0 = time.perf_counter()
         rgb = self.video.decode(raw)  # [1, 3, T, H, W] in [-1, 1]
         _sync(rgb.device)
-        timings["vae_decode"] = time.perf_counter() - t0
+        if timings is not None:
+            timings["vae_decode"] = time.perf_counter() - t0
+        return ((rgb.float() + 1.0) / 2.0).clamp(0.0, 1.0)[0].permute(1, 0, 2, 3)
+
+    def frames_to_3d(self, raw: torch.Tensor, frames01: torch.Tensor, timings: dict[str, float] | None = None) -> Any:
+        """The stitched decode of a **raw** latent ``[1, C, T', h, w]`` with its decoded frames ``[T, 3, H, W]``
+        (:meth:`decode_frames`) → the decoder's reconstruction (``timings["stitched_decode"]``: seconds)."""
+        dec = self.decoder
         t0 = time.perf_counter()
         rh, rw = recon_input_size(dec, raw.shape[-2], raw.shape[-1])
-        frames01 = ((rgb.float() + 1.0) / 2.0).clamp(0.0, 1.0)[0].permute(1, 0, 2, 3)  # [T, 3, H, W]
         dec_dev = next(dec.parameters()).device
         small = rgb_branch_input(frames01[None].to(dec_dev), (rh, rw))
         rec = dec.reconstruct(raw.to(dec_dev), small, camera_guard_deg=self.settings.camera_guard_deg)
         _sync(dec_dev)
-        timings["stitched_decode"] = time.perf_counter() - t0
-        return frames01, rec
+        if timings is not None:
+            timings["stitched_decode"] = time.perf_counter() - t0
+        return rec
 
     def with_settings(self, **changes: Any) -> TextTo3DPipeline:
         """The same models with changed default settings."""
