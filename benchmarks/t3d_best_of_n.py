@@ -6,8 +6,8 @@ re-renders its own decoded frames best (the highest ``consistency_psnr``: no cap
 one candidate drawn at random, i.e. the mean over the N. ``--score world`` (or ``relation``, ``world+relation``)
 ranks by the caption rewards of ``--select world`` instead, read from ``caption_scores.csv`` beside each
 ``per_scene.csv`` (written by ``t3d_caption_scores.py``), ties broken by consistency; ``world_frames`` (and
-``world_frames4``) by the world reward of the decoded frames (``--select world:frames``, ``t3d_frame_scores.py``). Every N-subset of the runs is scored and averaged, so
-the estimate uses all seeds alike:
+``world_frames4``) by the world reward of the decoded frames (``--select world:frames``, ``t3d_frame_scores.py``).
+Every N-subset of the runs is scored and averaged, so the estimate uses all seeds alike:
 
     selected − random  (judge overall points, and dB)  per caption, then mean ± standard error over captions
     oracle − random    the most that any selector could gain from the same N candidates (best judge)
