@@ -493,7 +493,6 @@ class TextTo3DPipeline:
         the decoder's RGB branch sees the decoded frames resized to its input size (bilinear per frame = the
         official trilinear with T unchanged). ``timings`` gets ``vae_decode`` and ``stitched_decode`` seconds.
         """
-        timings = {} if timings is None else timings
         frames01 = self.decode_frames(raw, timings)
         return frames01, self.frames_to_3d(raw, frames01, timings)
 
