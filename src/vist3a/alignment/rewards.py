@@ -486,6 +486,15 @@ IMAGE_CHOICES = {"world": ("renders", "frames", "both"), "relation": ("renders",
                  "judge": ("renders", "frames")}  # fmt: skip
 
 
+def reward_images(name: str, on: str) -> str:
+    """What reward ``name`` reads by the ``on`` of ``NAME:ON`` (lower-cased; "" = the renders), or a one-line error
+    naming the choices of :data:`IMAGE_CHOICES`."""
+    on = on.strip().lower() or "renders"
+    if on not in IMAGE_CHOICES[name]:
+        raise InputError(f"{name}:{on}: the {name} reward reads {' or '.join(IMAGE_CHOICES[name])}")
+    return on
+
+
 def build_reward(spec: str, lpips: nn.Module | None = None, device: Any = None) -> WeightedSum:
     """Parse ``"consistency,world,clip:PATH,pickscore:PATH@0.5"`` into a :class:`WeightedSum`.
 
@@ -505,12 +514,7 @@ def build_reward(spec: str, lpips: nn.Module | None = None, device: Any = None) 
             raise InputError(f"reward weight must be a number in {item!r}") from None
         if not math.isfinite(w):
             raise InputError(f"reward weight must be finite in {item!r}")
-        if path and name in IMAGE_CHOICES:  # world:frames, judge:renders, ...: which images the term reads
-            on = path.strip().lower()
-            if on not in IMAGE_CHOICES[name]:
-                raise InputError(f"{name}:{path}: the {name} reward reads {' or '.join(IMAGE_CHOICES[name])}")
-        else:
-            on = "renders"
+        on = reward_images(name, path) if name in IMAGE_CHOICES else "renders"  # world:frames, judge:renders, ...
         if name == "consistency":
             r: Reward = ConsistencyReward(lpips)
         elif name == "world":

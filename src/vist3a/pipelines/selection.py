@@ -49,7 +49,7 @@ class CandidateScore:
 
 def check_select(spec: str) -> str:
     """``spec`` stripped, or a one-line error naming an unknown reward (without loading any reward model)."""
-    from vist3a.alignment.rewards import IMAGE_CHOICES, REWARD_NAMES
+    from vist3a.alignment.rewards import IMAGE_CHOICES, REWARD_NAMES, reward_images
 
     if not isinstance(spec, str) or not spec.strip():
         raise InputError(f"select must be 'consistency' or a reward spec such as 'world', got {spec!r}")
@@ -58,8 +58,11 @@ def check_select(spec: str) -> str:
         name, on = name.strip().lower(), on.strip().lower()
         if name and name not in REWARD_NAMES:
             raise InputError(f"select: unknown reward {name!r}; choose from {', '.join(REWARD_NAMES)}")
-        if on and name in IMAGE_CHOICES and on not in IMAGE_CHOICES[name]:
-            raise InputError(f"select: {name}:{on}: the {name} reward reads {' or '.join(IMAGE_CHOICES[name])}")
+        if name in IMAGE_CHOICES:
+            try:
+                reward_images(name, on)
+            except InputError as exc:
+                raise InputError(f"select: {exc}") from None
     return spec.strip()
 
 
