@@ -51,6 +51,7 @@
 # Session 24: no call came (twelve refused starts, six lockouts, 1426 s); the plan stays: obj22 + gen23 (runs/cand/gen23)
 # carried in place of $A/anysplat-mini and $A/stitched-mini, PHASE=8 GEN_N=450 GEN_K=6 GEN_SEED=100000
 # GEN_DIR=gen_set2 RUN=gen2 OW=4, then INIT=runs/mini/gen2 RUN=gen3 on the warm machine.
+# Session 25: four refused starts (451 s), then new machines were paused for the session; the plan is unchanged.
 # Then on the CPU (scripts/eval_mini_candidate.sh): VIST3A_MINI_ASSETS on the candidate, `vist3a eval text-to-3d --model mini --world 24` at the default
 # and 777 generation seeds, paired with benchmarks/t3d_paired.py against session 15's rows.
 set -uo pipefail
