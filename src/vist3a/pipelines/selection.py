@@ -121,18 +121,20 @@ class CandidateSelector:
         value = _finite(float(r.reshape(-1)[0]))
         return CandidateScore((value, db), value, mean, mvc)
 
-    @torch.no_grad()
-    def score_frames(self, prompt: str, frames: torch.Tensor) -> CandidateScore | None:
-        """Score one candidate by its decoded frames ``[T,3,H,W]`` in [0,1] alone (a :attr:`frames_only` spec).
+    def ranks_frames(self, prompt: str) -> bool:
+        """Whether ``prompt``'s candidates are ranked by their frames alone (:meth:`score_frames`, before the 3D
+        stage): a :attr:`frames_only` spec, and the prompt's caption where the spec needs one. Otherwise every
+        candidate needs its 3D scene (:meth:`score`; without a caption, consistency decides)."""
+        return self.frames_only and (not self.needs_caption or self.caption_for(prompt) is not None)
 
-        Returns None when the prompt has no structured caption that the spec needs: the caller then ranks by
-        consistency, which needs every candidate's 3D scene. The key is the reward alone (the first of equals
-        is kept); ``psnr`` is NaN and ``consistency`` None, as no scene has been rendered."""
-        if not self.frames_only:
-            raise InputError(f"select {self.spec!r} reads renders: score candidates with score()")
-        cap = self.caption_for(prompt)
-        if self.needs_caption and cap is None:
-            return None
-        r = self.reward(frames[None], None, [prompt], captions=[cap])
+    @torch.no_grad()
+    def score_frames(self, prompt: str, frames: torch.Tensor) -> CandidateScore:
+        """Score one candidate by its decoded frames ``[T,3,H,W]`` in [0,1] alone (where :meth:`ranks_frames`).
+
+        The key is the reward alone (the first of equals is kept); ``psnr`` is NaN and ``consistency`` None, as no
+        scene has been rendered."""
+        if not self.ranks_frames(prompt):
+            raise InputError(f"select {self.spec!r} cannot rank {prompt[:60]!r} by its frames: score candidates with score()")
+        r = self.reward(frames[None], None, [prompt], captions=[self.caption_for(prompt)])
         value = _finite(float(r.reshape(-1)[0]))
         return CandidateScore((value,), value, math.nan, None)

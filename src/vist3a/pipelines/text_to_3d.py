@@ -432,10 +432,8 @@ class TextTo3DPipeline:
         psnrs: list[float] = []
         best = None
         mvc = None
-        # a selector that reads the frames alone ranks before the 3D stage (unless the prompt lacks the caption
-        # it needs: then every candidate gets its 3D scene and consistency decides)
-        early = selector is not None and selector.frames_only and (not selector.needs_caption
-                                                                    or selector.caption_for(prompt) is not None)  # fmt: skip
+        # a selector that reads the frames alone ranks before the 3D stage
+        early = selector is not None and selector.ranks_frames(prompt)
         for k, sd in enumerate(seeds):
             # one candidate at a time: candidate 0 is exactly the plain call, and memory stays one scene's
             step: dict[str, float] = {}
