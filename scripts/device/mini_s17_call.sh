@@ -52,6 +52,10 @@
 # carried in place of $A/anysplat-mini and $A/stitched-mini, PHASE=8 GEN_N=450 GEN_K=6 GEN_SEED=100000
 # GEN_DIR=gen_set2 RUN=gen2 OW=4, then INIT=runs/mini/gen2 RUN=gen3 on the warm machine.
 # Session 25: four refused starts (451 s), then new machines were paused for the session; the plan is unchanged.
+# Session 26 (H100, no refused start): the plan ran as three calls, 425 + 445 + 418 s, 1419 s of the budget:
+# PHASE=8 GEN_N=450 GEN_K=6 GEN_SEED=100000 GEN_DIR=gen_set2 GEN_S=100 RUN=gen2 OW=4 BUDGET=520 (717 steps), then
+# GEN_SEED=200000 GEN_DIR=gen_set3 INIT=runs/mini/gen2 RUN=gen3 (748) and GEN_SEED=300000 GEN_DIR=gen_set4
+# INIT=runs/mini/gen3 RUN=gen4 BUDGET=500 (690) on the warm machine: gen23 + 2155 steps on 8100 new clips.
 # Then on the CPU (scripts/eval_mini_candidate.sh): VIST3A_MINI_ASSETS on the candidate, `vist3a eval text-to-3d --model mini --world 24` at the default
 # and 777 generation seeds, paired with benchmarks/t3d_paired.py against session 15's rows.
 set -uo pipefail
