@@ -49,6 +49,37 @@ def test_orbit_cameras_look_at_the_target() -> None:
     assert torch.cdist(cams.centers, cams.centers).add(torch.eye(8) * 9).min() > 1.0
 
 
+def test_orbit_of_reconstruction_circles_where_the_scene_was_seen_from() -> None:
+    """A frame-filling object 1 unit in front of three near-identical cameras (OpenCV axes: y down, z forward)
+    over a floor of splats out to depth 20: the orbit is centred on the object (the opacity-weighted median),
+    its radius is the cameras' distance to it (median of 1, 1.00005, 1.00005), not the 90 %-of-splats radius
+    that the far floor pushes out, and it is 20 degrees above the plane normal to world up = -y."""
+    from types import SimpleNamespace
+
+    gen = torch.Generator().manual_seed(0)
+    obj = torch.tensor([0.0, 0.0, 1.0]).expand(600, 3)
+    floor = torch.stack([torch.rand(400, generator=gen) * 8 - 4, torch.full((400,), 0.5),
+                         1 + torch.rand(400, generator=gen) * 19], dim=1)  # fmt: skip
+    scene = SimpleNamespace(means=torch.cat([obj, floor]), opacities=torch.ones(1000))
+    c2w = torch.eye(4).repeat(3, 1, 1)
+    c2w[1, 0, 3], c2w[2, 0, 3] = 0.01, -0.01
+    seen = Cameras(c2w, intrinsics_from_fov(60.0, 96, 64).expand(3, 3, 3).clone(), 96, 64)
+    ring = Cameras.orbit_of_reconstruction(scene, seen, 12)
+    target = torch.tensor([0.0, 0.0, 1.0])
+    assert len(ring) == 12 and (ring.width, ring.height) == (96, 64)
+    torch.testing.assert_close((ring.centers - target).norm(dim=-1), torch.full((12,), 1.00005), atol=2e-3, rtol=0)
+    height = -(ring.centers[:, 1] - target[1])  # along world up = -y
+    torch.testing.assert_close(height, torch.full((12,), 1.00005 * math.sin(math.radians(20))), atol=2e-3, rtol=0)
+    auto = Cameras.orbit_around(scene, 12, 96, 64, up=(0.0, -1.0, 0.0))
+    assert float((auto.centers[0] - target).norm()) > 10  # what the floor does to the automatic radius
+    # cameras on the target: the automatic radius
+    on = Cameras(torch.eye(4).expand(1, 4, 4).clone(), intrinsics_from_fov(60.0, 96, 64)[None], 96, 64)
+    on.c2w[0, :3, 3] = target
+    torch.testing.assert_close(Cameras.orbit_of_reconstruction(scene, on, 12).centers, auto.centers, atol=1e-4, rtol=0)
+    with pytest.raises(InputError, match="no splats"):
+        Cameras.orbit_of_reconstruction(SimpleNamespace(means=torch.zeros(0, 3), opacities=torch.zeros(0)), seen, 4)
+
+
 def test_partial_arc_includes_endpoints() -> None:
     cams = Cameras.orbit(3, radius=1.0, elevation_deg=0, arc_deg=90)
     c = cams.centers

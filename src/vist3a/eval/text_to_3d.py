@@ -20,7 +20,7 @@ Views (``views``):
   interpolated trajectory video ``gs.mp4`` — 10 cameras per consecutive pair of predicted cameras,
   the last camera dropped (120 frames for 13 views), frames ``linspace(0, F−1, 8)`` rounded down.
 - ``orbit`` (the paper's text, "8 random viewpoints"): 8 cameras at seeded random azimuths on the
-  orbit :meth:`Cameras.orbit_around` places around the scene.
+  orbit :meth:`Cameras.orbit_of_reconstruction` places around the scene from its predicted cameras.
 """
 
 from __future__ import annotations
@@ -147,10 +147,9 @@ def trajectory_views(cameras: Cameras, n: int = NUM_VIEWS, frames_per_pair: int 
 
 
 def orbit_views(gaussians: Any, cameras: Cameras, n: int = NUM_VIEWS, seed: int = 0) -> Cameras:
-    """``n`` cameras at seeded random azimuths (one degree apart at least) on the scene's orbit."""
-    y = cameras.c2w[:, :3, 1].float().mean(0)  # world up = minus the mean camera y axis (OpenCV y is down)
-    up = (-y / y.norm()).tolist() if float(y.norm()) > 1e-6 else "auto"
-    ring = Cameras.orbit_around(gaussians, 360, cameras.width, cameras.height, up=up)
+    """``n`` cameras at seeded random azimuths (one degree apart at least) on the scene's orbit: the circle of
+    :meth:`Cameras.orbit_of_reconstruction` (that of `vist3a generate`'s orbit.mp4)."""
+    ring = Cameras.orbit_of_reconstruction(gaussians, cameras, 360)
     gen = torch.Generator().manual_seed(int(seed))
     idx = torch.randperm(360, generator=gen)[:n].sort().values
     return ring[idx]

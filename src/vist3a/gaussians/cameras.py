@@ -296,6 +296,27 @@ class Cameras:
             fov_x_deg=fov_x_deg, width=width, height=height,
         )  # fmt: skip
 
+    @classmethod
+    def orbit_of_reconstruction(cls, gaussians: object, cameras: Cameras, n: int) -> Cameras:
+        """``n`` orbit cameras around a reconstruction, placed from the cameras it was seen from.
+
+        The target is :meth:`orbit_around`'s (the opacity-weighted median of the means); world up is minus the
+        cameras' mean y axis (OpenCV y is down), and the radius is the cameras' median distance to the target.
+        :meth:`orbit_around`'s automatic radius holds 90 % of the splats, so a reconstruction's far background
+        (a floor to the horizon, a sky) would push it far past where the scene was seen from. Width and height
+        are the cameras'.
+        """
+        means = gaussians.means.detach().float().cpu()  # type: ignore[attr-defined]
+        weights = gaussians.opacities.detach().float().cpu().clamp_min(1e-6)  # type: ignore[attr-defined]
+        if means.shape[0] == 0:
+            raise InputError("the scene has no splats to place an orbit around")
+        y = cameras.c2w[:, :3, 1].float().cpu().mean(0)
+        up: str | tuple[float, float, float] = "auto" if float(y.norm()) < 1e-6 else tuple((-y / y.norm()).tolist())
+        target = torch.tensor([weighted_quantile(means[:, k], weights, 0.5) for k in range(3)])
+        dist = float((cameras.centers.float().cpu() - target).norm(dim=-1).median())
+        radius = dist if dist > 1e-6 else None  # cameras on the target: the automatic radius
+        return cls.orbit_around(gaussians, n, cameras.width, cameras.height, radius=radius, up=up)
+
     def interpolate(self, n: int) -> Cameras:
         """``n`` cameras along the keyframes: slerp of rotations, linear translations and intrinsics.
 

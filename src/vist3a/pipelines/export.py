@@ -6,7 +6,7 @@
 - ``cameras.json`` (the predicted cameras, OpenCV c2w + pixel intrinsics),
 - ``video.mp4``: a render along the predicted trajectory, interpolated (``frames_per_view`` frames
   per pair of consecutive cameras, the last camera included; the official export drops it),
-- ``orbit.mp4``: a render on a circle placed around the scene (:meth:`Cameras.orbit_around`),
+- ``orbit.mp4``: a render on a circle placed around the scene (:meth:`Cameras.orbit_of_reconstruction`),
 - ``decoded.mp4``: the video model's decoded frames, when given.
 
 Splats that no renderer draws (opacity < 1/255, non-finite) are dropped. :func:`reduce_splats` merges
@@ -248,9 +248,7 @@ def export_scene(
         frames = render_frames(preview, path, background, "render trajectory", progress, tile_size)
         report.files["video.mp4"] = write_video(frames, out / "video.mp4", fps=fps)
     if orbit_frames > 0:
-        orbit = Cameras.orbit_around(
-            preview, orbit_frames, cams.width, cams.height, radius=_orbit_radius(preview, cams), up=_up_of(cams)
-        )
+        orbit = Cameras.orbit_of_reconstruction(preview, cams, orbit_frames)
         frames = render_frames(preview, orbit, background, "render orbit", progress, tile_size)
         report.files["orbit.mp4"] = write_video(frames, out / "orbit.mp4", fps=fps)
     report.timings["videos"] = time.perf_counter() - t0
@@ -462,31 +460,6 @@ def _merge_to_budget(g: Gaussians, max_splats: int | None, cameras: Cameras | No
     out = _merge(g, inverse.to(g.device), v, grid=(hi, center, radius), pixel=pixel_footprints(g.means, cameras))
     log.info("merged %d splats into %d (contracted voxel side %.4g) for a budget of %d", len(g), v, hi, max_splats)
     return out
-
-
-def _orbit_radius(gaussians: Gaussians, cameras: Cameras) -> float | None:
-    """The predicted cameras' median distance to the orbit's target (the opacity-weighted median of the
-    means, as :meth:`Cameras.orbit_around` uses): the generated videos orbit at constant distance, and a far
-    background would otherwise push the automatic radius out to the horizon. None (automatic) when the
-    cameras sit on the target."""
-    from vist3a.gaussians.cameras import weighted_quantile
-
-    means, w = gaussians.means.detach().float().cpu(), gaussians.opacities.detach().float().cpu().clamp_min(1e-6)
-    if means.shape[0] == 0:
-        return None
-    target = torch.tensor([weighted_quantile(means[:, k], w, 0.5) for k in range(3)])
-    d = float((cameras.centers.float().cpu() - target).norm(dim=-1).median())
-    return d if d > 1e-6 else None
-
-
-def _up_of(cameras: Cameras) -> tuple[float, float, float]:
-    """World up for an orbit around a reconstruction: minus the mean camera y axis (OpenCV y is down)."""
-    y = cameras.c2w[:, :3, 1].float().mean(0)
-    n = float(y.norm())
-    if n < 1e-6:
-        return (0.0, -1.0, 0.0)
-    y = -y / n
-    return (float(y[0]), float(y[1]), float(y[2]))
 
 
 # ====================================================================== folders
