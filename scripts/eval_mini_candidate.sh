@@ -5,14 +5,17 @@
 # generation seeds (~10 min each, one after the other: two at once only share the 2 cores), each paired scene by scene
 # with session 15's shipped rows (benchmarks/t3d_paired.py).
 #   bash scripts/eval_mini_candidate.sh CAND_DIR NAME OUT_DIR [STEPS]
-#   STEPS: any of teacher,ceiling,gen_teacher,seed0,seed777 (default ceiling,seed0,seed777; teacher: the candidate's
-#   anysplat-mini on the true frames, its teacher ceiling; gen_teacher: the same on the DiT's decoded frames); a step
-#   whose JSON is already in OUT_DIR is not redone, its pairings are
+#   STEPS: any of teacher,ceiling,gen_teacher,seed0,seed777,orbit0,orbit777 (default ceiling,seed0,seed777; teacher:
+#   the candidate's anysplat-mini on the true frames, its teacher ceiling; gen_teacher: the same on the DiT's decoded
+#   frames; orbitS: seed S's scenes scored on the paper's 8 random orbit views, `--views orbit`, session 26, reusing
+#   the scenes when seedS ran in the same call); a step whose JSON is already in OUT_DIR is not redone, its pairings
+#   are
 set -euo pipefail
 [ $# -ge 3 ] || { echo "usage: $0 CAND_DIR NAME OUT_DIR [STEPS]" >&2; exit 2; }
 cand=$(realpath -m "$1") name=$2 out=$(realpath -m "$3") steps=${4:-ceiling,seed0,seed777}
 for st in ${steps//,/ }; do
-  case $st in teacher|ceiling|gen_teacher|seed0|seed777) ;; *) echo "unknown step $st (teacher,ceiling,gen_teacher,seed0,seed777)" >&2; exit 2;; esac
+  case $st in teacher|ceiling|gen_teacher|seed0|seed777|orbit0|orbit777) ;;
+    *) echo "unknown step $st (teacher,ceiling,gen_teacher,seed0,seed777,orbit0,orbit777)" >&2; exit 2;; esac
 done
 [ -f "$cand/stitched-mini/stitched.json" ] || { echo "$cand: not a packed candidate (no stitched-mini/stitched.json)" >&2; exit 2; }
 cd "$(dirname "$0")/.."
@@ -22,6 +25,7 @@ trap 'echo "renders and contact sheets: $work"' EXIT
 mkdir -p "$out"
 base=benchmarks/results/mini_s15_2026-12-06
 s17=benchmarks/results/mini_s17_2026-12-06
+s26=benchmarks/results/mini_s26_2026-12-07/orbit
 export VIST3A_MINI_ASSETS=$cand
 has() { [[ ",$steps," == *",$1,"* ]]; }  # has STEP: STEP is one of the comma-separated steps asked for
 pair() { python3 benchmarks/t3d_paired.py --pair "$1" "$2" --json "$out/$3"; }  # pair BASE_CSV CAND_CSV JSON_NAME
@@ -60,6 +64,20 @@ for seed in 0 777; do
     cp "$work/t3d${sfx}/overall.json" "$out/t3d_world24_${name}${sfx}.json"
   fi
   pair "$base/t3d_world24_aligned894${sfx}_per_scene.csv" "$csv" "paired_${name}${sfx}_vs_shipped.json"
+done
+for seed in 0 777; do  # after seedS, so that its scenes are reused (its trajectory rows are copied out by then)
+  has orbit$seed || continue
+  sfx=$([ $seed = 0 ] && echo "" || echo "_777")
+  csv=$out/t3d_world24_orbit_${name}${sfx}_per_scene.csv
+  if [ ! -f "$out/t3d_world24_orbit_${name}${sfx}.json" ]; then
+    gs=$([ $seed = 0 ] && echo "" || echo "--gen-seed 777")
+    vist3a eval text-to-3d --model mini --world 24 $gs --views orbit --reuse --device cpu --no-progress --out "$work/t3d${sfx}"
+    cp "$work/t3d${sfx}/per_scene.csv" "$csv"
+    cp "$work/t3d${sfx}/overall.json" "$out/t3d_world24_orbit_${name}${sfx}.json"
+  fi
+  # the shipped set's orbit row exists for seed 777 (session 26)
+  [ $seed = 777 ] && pair "$s26/t3d_world24_orbit_ship777_per_scene.csv" "$csv" "paired_orbit_${name}_777_vs_shipped.json"
+  true
 done
 gt=$out/t3d_ceiling_world24_generated_teacher_${name}_per_scene.csv
 if [ -f "$gt" ] && [ -f "$out/t3d_world24_${name}_per_scene.csv" ]; then
