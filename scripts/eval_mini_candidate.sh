@@ -7,9 +7,9 @@
 #   bash scripts/eval_mini_candidate.sh CAND_DIR NAME OUT_DIR [STEPS]
 #   STEPS: any of teacher,ceiling,gen_teacher,seed0,seed777,orbit0,orbit777 (default ceiling,seed0,seed777; teacher:
 #   the candidate's anysplat-mini on the true frames, its teacher ceiling; gen_teacher: the same on the DiT's decoded
-#   frames; orbitS: seed S's scenes scored on the paper's 8 random orbit views, `--views orbit`, session 26, reusing
-#   the scenes when seedS ran in the same call); a step whose JSON is already in OUT_DIR is not redone, its pairings
-#   are
+#   frames; orbitS: seed S's scenes scored on the paper's 8 random orbit views, `--views orbit` (session 26), reusing
+#   the scenes when seedS ran in the same call, paired with the shipped set's orbit rows); a step whose JSON is
+#   already in OUT_DIR is not redone, its pairings are
 set -euo pipefail
 [ $# -ge 3 ] || { echo "usage: $0 CAND_DIR NAME OUT_DIR [STEPS]" >&2; exit 2; }
 cand=$(realpath -m "$1") name=$2 out=$(realpath -m "$3") steps=${4:-ceiling,seed0,seed777}
@@ -75,9 +75,7 @@ for seed in 0 777; do  # after seedS, so that its scenes are reused (its traject
     cp "$work/t3d${sfx}/per_scene.csv" "$csv"
     cp "$work/t3d${sfx}/overall.json" "$out/t3d_world24_orbit_${name}${sfx}.json"
   fi
-  # the shipped set's orbit row exists for seed 777 (session 26)
-  [ $seed = 777 ] && pair "$s26/t3d_world24_orbit_ship777_per_scene.csv" "$csv" "paired_orbit_${name}_777_vs_shipped.json"
-  true
+  pair "$s26/t3d_world24_orbit_ship${seed}_per_scene.csv" "$csv" "paired_orbit_${name}${sfx}_vs_shipped.json"
 done
 gt=$out/t3d_ceiling_world24_generated_teacher_${name}_per_scene.csv
 if [ -f "$gt" ] && [ -f "$out/t3d_world24_${name}_per_scene.csv" ]; then
