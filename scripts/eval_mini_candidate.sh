@@ -53,29 +53,27 @@ fi
 if has gen_teacher; then
   ceiling gen_teacher "t3d_ceiling_world24_generated_teacher_${name}" --teacher --generated --teacher-weights "$cand/anysplat-mini"
 fi
+t3d_row() {  # t3d_row STEM SEED [eval flags]: one `eval text-to-3d --world 24` row of $out, unless its JSON is there
+  local stem=$1 seed=$2 sfx gs; shift 2
+  sfx=$([ "$seed" = 0 ] && echo "" || echo "_$seed") gs=$([ "$seed" = 0 ] && echo "" || echo "--gen-seed $seed")
+  [ -f "$out/${stem}${sfx}.json" ] && return
+  vist3a eval text-to-3d --model mini --world 24 $gs --device cpu --no-progress --out "$work/t3d${sfx}" "$@"
+  cp "$work/t3d${sfx}/per_scene.csv" "$out/${stem}${sfx}_per_scene.csv"
+  cp "$work/t3d${sfx}/overall.json" "$out/${stem}${sfx}.json"
+}
 for seed in 0 777; do
   has seed$seed || continue
   sfx=$([ $seed = 0 ] && echo "" || echo "_777")
-  csv=$out/t3d_world24_${name}${sfx}_per_scene.csv
-  if [ ! -f "$out/t3d_world24_${name}${sfx}.json" ]; then
-    gs=$([ $seed = 0 ] && echo "" || echo "--gen-seed 777")
-    vist3a eval text-to-3d --model mini --world 24 $gs --device cpu --no-progress --out "$work/t3d${sfx}"
-    cp "$work/t3d${sfx}/per_scene.csv" "$csv"
-    cp "$work/t3d${sfx}/overall.json" "$out/t3d_world24_${name}${sfx}.json"
-  fi
-  pair "$base/t3d_world24_aligned894${sfx}_per_scene.csv" "$csv" "paired_${name}${sfx}_vs_shipped.json"
+  t3d_row "t3d_world24_${name}" $seed
+  pair "$base/t3d_world24_aligned894${sfx}_per_scene.csv" "$out/t3d_world24_${name}${sfx}_per_scene.csv" \
+    "paired_${name}${sfx}_vs_shipped.json"
 done
 for seed in 0 777; do  # after seedS, so that its scenes are reused (its trajectory rows are copied out by then)
   has orbit$seed || continue
   sfx=$([ $seed = 0 ] && echo "" || echo "_777")
-  csv=$out/t3d_world24_orbit_${name}${sfx}_per_scene.csv
-  if [ ! -f "$out/t3d_world24_orbit_${name}${sfx}.json" ]; then
-    gs=$([ $seed = 0 ] && echo "" || echo "--gen-seed 777")
-    vist3a eval text-to-3d --model mini --world 24 $gs --views orbit --reuse --device cpu --no-progress --out "$work/t3d${sfx}"
-    cp "$work/t3d${sfx}/per_scene.csv" "$csv"
-    cp "$work/t3d${sfx}/overall.json" "$out/t3d_world24_orbit_${name}${sfx}.json"
-  fi
-  pair "$s26/t3d_world24_orbit_ship${seed}_per_scene.csv" "$csv" "paired_orbit_${name}${sfx}_vs_shipped.json"
+  t3d_row "t3d_world24_orbit_${name}" $seed --views orbit --reuse
+  pair "$s26/t3d_world24_orbit_ship${seed}_per_scene.csv" "$out/t3d_world24_orbit_${name}${sfx}_per_scene.csv" \
+    "paired_orbit_${name}${sfx}_vs_shipped.json"
 done
 gt=$out/t3d_ceiling_world24_generated_teacher_${name}_per_scene.csv
 if [ -f "$gt" ] && [ -f "$out/t3d_world24_${name}_per_scene.csv" ]; then
