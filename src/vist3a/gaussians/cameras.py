@@ -109,6 +109,11 @@ def weighted_quantile(values: torch.Tensor, weights: torch.Tensor, q: float) -> 
     return float(values[order][i])
 
 
+def splat_median(means: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``[3]``: the per-axis weighted median of ``means [N,3]`` (weights ``[N]``), where an orbit looks."""
+    return torch.tensor([weighted_quantile(means[:, k], weights, 0.5) for k in range(3)])
+
+
 def auto_up(means: torch.Tensor, weights: torch.Tensor) -> tuple[float, float, float]:
     """+z, unless the splats ``means [N,3]`` are flat along y (thinnest principal axis ≈ y and < ¼ of the
     next): −y."""
@@ -264,10 +269,11 @@ class Cameras:
         elevation_deg: float = 20.0,
         fov_x_deg: float = 60.0,
         up: str | tuple[float, float, float] = "auto",
+        target: tuple[float, float, float] | None = None,
     ) -> Cameras:
         """``n`` orbit cameras placed around a scene (any object with ``means [N,3]`` and ``opacities [N]``).
 
-        The target is the opacity-weighted per-axis median of the means. Without ``radius`` the orbit
+        The target, unless given, is the opacity-weighted per-axis median of the means. Without ``radius`` the orbit
         is as close as lets the sphere holding 90 % of the (opacity-weighted) splats fill the view.
         ``up`` is an axis name (``"+z"``, ``"-y"``, ...), a vector, or ``"auto"``: +z unless the splats
         are flat along y, the signature of a reconstruction in OpenCV camera axes, then −y.
@@ -276,7 +282,7 @@ class Cameras:
         weights = gaussians.opacities.detach().float().cpu().clamp_min(1e-6)  # type: ignore[attr-defined]
         if means.shape[0] == 0:
             raise InputError("the scene has no splats to place an orbit around")
-        target = torch.tensor([weighted_quantile(means[:, k], weights, 0.5) for k in range(3)])
+        tgt = splat_median(means, weights) if target is None else torch.tensor(target, dtype=torch.float32)
         if isinstance(up, str):
             if up != "auto" and up not in UP_AXES:
                 raise InputError(f"unknown up axis {up!r}; choose auto or one of {', '.join(UP_AXES)}")
@@ -284,7 +290,7 @@ class Cameras:
         else:
             up_vec = tuple(float(v) for v in up)  # type: ignore[assignment]
         if radius is None:
-            dist = (means - target).norm(dim=-1)
+            dist = (means - tgt).norm(dim=-1)
             extent = max(weighted_quantile(dist, weights, 0.9), 1e-3)
             fov_x = math.radians(fov_x_deg)
             fov_y = 2 * math.atan(math.tan(fov_x / 2) * height / width)
@@ -292,7 +298,7 @@ class Cameras:
         if radius <= 0:
             raise InputError(f"orbit radius must be positive, got {radius}")
         return cls.orbit(
-            n, radius=radius, elevation_deg=elevation_deg, target=tuple(target.tolist()), up=up_vec,
+            n, radius=radius, elevation_deg=elevation_deg, target=tuple(tgt.tolist()), up=up_vec,
             fov_x_deg=fov_x_deg, width=width, height=height,
         )  # fmt: skip
 
@@ -307,15 +313,16 @@ class Cameras:
         are the cameras'.
         """
         means = gaussians.means.detach().float().cpu()  # type: ignore[attr-defined]
-        weights = gaussians.opacities.detach().float().cpu().clamp_min(1e-6)  # type: ignore[attr-defined]
         if means.shape[0] == 0:
             raise InputError("the scene has no splats to place an orbit around")
+        target = splat_median(means, gaussians.opacities.detach().float().cpu().clamp_min(1e-6))  # type: ignore[attr-defined]
         y = cameras.c2w[:, :3, 1].float().cpu().mean(0)
         up: str | tuple[float, float, float] = "auto" if float(y.norm()) < 1e-6 else tuple((-y / y.norm()).tolist())
-        target = torch.tensor([weighted_quantile(means[:, k], weights, 0.5) for k in range(3)])
         dist = float((cameras.centers.float().cpu() - target).norm(dim=-1).median())
         radius = dist if dist > 1e-6 else None  # cameras on the target: the automatic radius
-        return cls.orbit_around(gaussians, n, cameras.width, cameras.height, radius=radius, up=up)
+        return cls.orbit_around(
+            gaussians, n, cameras.width, cameras.height, radius=radius, up=up, target=tuple(target.tolist())
+        )  # fmt: skip
 
     def interpolate(self, n: int) -> Cameras:
         """``n`` cameras along the keyframes: slerp of rotations, linear translations and intrinsics.

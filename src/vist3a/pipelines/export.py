@@ -426,14 +426,14 @@ def reduce_splats(
 
 def _merge_to_budget(g: Gaussians, max_splats: int | None, cameras: Cameras | None = None) -> Gaussians:
     """The merge of :func:`reduce_splats` on splats already pruned (detached, finite, visible)."""
-    from vist3a.gaussians.cameras import weighted_quantile
+    from vist3a.gaussians.cameras import splat_median, weighted_quantile
 
     if not max_splats or len(g) <= max_splats:
         return g
     means, weights = g.means.float().cpu(), g.opacities.float().cpu()
     step = max(1, len(g) // 65536)  # the centre and radius from a strided subset: quantiles need no more
     sub, sub_w = means[::step], weights[::step]
-    center = torch.tensor([weighted_quantile(sub[:, k], sub_w, 0.5) for k in range(3)])
+    center = splat_median(sub, sub_w)
     radius = max(weighted_quantile((sub - center).norm(dim=-1), sub_w, 0.5), 1e-9)
     pts = contract(means, center, radius)
     # Search the side in log space: the count falls like side^-D (D ≈ 2 on surfaces), so a secant step on
